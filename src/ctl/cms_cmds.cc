@@ -1,0 +1,8 @@
+// tandemctl cms commands (not yet written; see the issue that owns them).
+#include "ctl/commands.h"
+
+namespace tandem::ctl {
+
+void registerCmsCommands(CLI::App& /*app*/, Context& /*ctx*/) {}
+
+}  // namespace tandem::ctl

@@ -1,0 +1,16 @@
+// Every noun of tandemctl, each registered from its own file.
+#pragma once
+
+#include "ctl/cli.h"
+
+namespace tandem::ctl {
+
+void registerTopologyCommands(CLI::App& app, Context& ctx);  // topology_cmds.cc
+void registerDeployCommands(CLI::App& app, Context& ctx);    // deploy_cmds.cc
+void registerDbCommands(CLI::App& app, Context& ctx);        // db_cmds.cc
+void registerCmsCommands(CLI::App& app, Context& ctx);       // cms_cmds.cc (cms, config)
+void registerUserCommands(CLI::App& app, Context& ctx);      // user_cmds.cc (user, pool)
+void registerChatCommands(CLI::App& app, Context& ctx);      // chat_cmds.cc
+void registerHelpCommands(CLI::App& app, Context& ctx);      // help_cmds.cc (help cmdlets)
+
+}  // namespace tandem::ctl

@@ -1,0 +1,8 @@
+// tandemctl user commands (not yet written; see the issue that owns them).
+#include "ctl/commands.h"
+
+namespace tandem::ctl {
+
+void registerUserCommands(CLI::App& /*app*/, Context& /*ctx*/) {}
+
+}  // namespace tandem::ctl

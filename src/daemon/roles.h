@@ -1,0 +1,25 @@
+// The roles tandemd can run. Each role's wiring lives in its own role_<name>.cc so that the
+// module owners do not edit one shared file. Each returns the process exit code and blocks
+// until the role stops (SIGTERM/SIGINT).
+#pragma once
+
+#include <string>
+
+namespace tandem::daemon {
+
+struct DaemonOptions {
+  std::string role;       // frontend | chat | edge | sqlagent | compliance
+  std::string topology;   // the topology file (bootstrap copy; the CMS replica wins later)
+  std::string state_dir;  // e.g. /var/lib/tandem
+  std::string server;     // --server FQDN (frontend, chat, edge, compliance)
+  std::string store;      // --store NAME (sqlagent)
+  std::string log_level = "info";
+};
+
+int runFrontend(const DaemonOptions& options);    // role_frontend.cc
+int runChat(const DaemonOptions& options);        // role_chat.cc
+int runEdge(const DaemonOptions& options);        // role_edge.cc
+int runSqlagent(const DaemonOptions& options);    // role_sqlagent.cc
+int runCompliance(const DaemonOptions& options);  // role_compliance.cc
+
+}  // namespace tandem::daemon
