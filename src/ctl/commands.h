@@ -11,6 +11,7 @@ void registerDbCommands(CLI::App& app, Context& ctx);        // db_cmds.cc
 void registerCmsCommands(CLI::App& app, Context& ctx);       // cms_cmds.cc (cms, config)
 void registerUserCommands(CLI::App& app, Context& ctx);      // user_cmds.cc (user, pool)
 void registerChatCommands(CLI::App& app, Context& ctx);      // chat_cmds.cc
+void registerRunbookCommands(CLI::App& app, Context& ctx);   // runbook_cmds.cc (chat failover/failback; after registerChatCommands)
 void registerHelpCommands(CLI::App& app, Context& ctx);      // help_cmds.cc (help cmdlets)
 
 }  // namespace tandem::ctl

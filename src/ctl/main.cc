@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
   registerCmsCommands(app, ctx);
   registerUserCommands(app, ctx);
   registerChatCommands(app, ctx);
+  registerRunbookCommands(app, ctx);
   registerHelpCommands(app, ctx);
 
   // A cmdlet name as the first word: translate it into our own command line.
