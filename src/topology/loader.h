@@ -24,6 +24,9 @@ struct Problem {
 struct LoadResult {
   Topology topology;              // best effort even when problems is not empty
   std::vector<Problem> problems;  // shape problems (syntax, unknown/missing keys, types)
+  // True when the text was YAML with a map at its root, so `topology` is worth validating;
+  // false after a yaml-syntax, empty-file, unreadable-file or root wrong-type problem.
+  bool parsed = false;
 };
 
 // Parses YAML text. `file` is used only in messages. Never throws, never crashes on any input.
@@ -32,8 +35,18 @@ LoadResult parseTopology(const std::string& text, const std::string& file);
 // Reads and parses a file; a missing file is one problem at line 0.
 LoadResult loadTopologyFile(const std::string& path);
 
+// Parses, then (when the text parsed) validates: every problem of both passes, sorted by line.
+// This is what `tandemctl topology validate` prints. Never throws.
+LoadResult checkTopology(const std::string& text, const std::string& file);
+LoadResult checkTopologyFile(const std::string& path);
+
 // Loads and validates; OK only when there are no problems at all. The error message lists the
-// first problem and the count of the rest; use loadTopologyFile + validate for all of them.
+// first problem and the count of the rest; use checkTopologyFile for all of them.
+// Errors: NotFound when the file does not exist; InvalidArgument for any other problem.
+// Blocks on reading the file; no other side effect.
 Result<Topology> loadValidTopology(const std::string& path);
+
+// Files larger than this are refused unread (a topology is a few kilobytes).
+inline constexpr size_t kMaxTopologyFileBytes = 4 * 1024 * 1024;
 
 }  // namespace tandem::topology

@@ -5,6 +5,7 @@
 // operators at the file. Loading and validation live in loader.h and validator.h.
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -13,10 +14,19 @@
 
 namespace tandem::topology {
 
+// The 1-based line of each key an element had in the file, so that a message can point at the
+// offending field rather than at the element. List items are recorded as "key[i]" (0-based i),
+// e.g. "active_servers[1]". Keys absent from the file have no entry.
+using KeyLines = std::map<std::string, int>;
+
+// The line of `key` in `lines`, or `fallback` when the file did not have it.
+int lineOf(const KeyLines& lines, const std::string& key, int fallback);
+
 struct Site {
   std::string name;
   std::vector<std::string> low_latency_to;  // sites whose primary chat store this site may serve
   int line = 0;
+  KeyLines key_lines;
 };
 
 struct LogShipping {
@@ -24,6 +34,7 @@ struct LogShipping {
   std::string share;  // the backup share directory (WAL archive + full backups)
   int interval_s = 5;  // archive interval: the log-shipping RPO bound, in seconds
   int line = 0;
+  KeyLines key_lines;
 };
 
 struct Store {
@@ -35,6 +46,7 @@ struct Store {
   bool witness_only = false;  // an agent with no database: only votes for failover
   std::optional<LogShipping> log_shipping;
   int line = 0;
+  KeyLines key_lines;
 };
 
 struct Server {
@@ -42,6 +54,7 @@ struct Server {
   std::string address;
   std::string site;  // defaults to the pool's site when the file leaves it out
   int line = 0;
+  KeyLines key_lines;
 };
 
 enum class PoolRole { kFrontend, kChat, kEdge };
@@ -65,6 +78,7 @@ struct Pool {
   std::string next_hop;
   bool federation = false;
   int line = 0;
+  KeyLines key_lines;
 };
 
 struct User {
@@ -72,12 +86,14 @@ struct User {
   std::string pool;
   std::string password;
   int line = 0;
+  KeyLines key_lines;
 };
 
 struct Room {
   std::string name;
   std::string category = "general";
   int line = 0;
+  KeyLines key_lines;
 };
 
 struct Topology {
@@ -88,6 +104,7 @@ struct Topology {
   std::vector<Pool> pools;
   std::vector<User> users;
   std::vector<Room> rooms;
+  KeyLines key_lines;  // lines of the top-level keys (domain, sites, ...)
 
   // Lookups; nullptr when absent.
   const Site* findSite(const std::string& name) const;
@@ -98,13 +115,25 @@ struct Topology {
 
   // The pool that hosts the CMS (cms: true); nullptr when none.
   const Pool* cmsPool() const;
-  // The MUC service name of a chat pool: its FQDN (e.g. chat.example.test).
+  // Every pool of this role, in file order. (A chat pool's MUC service name is its FQDN.)
   std::vector<const Pool*> poolsWithRole(PoolRole role) const;
   // The store whose mirror is `name`, or nullptr.
   const Store* principalOf(const std::string& mirror_name) const;
 };
 
 const char* poolRoleName(PoolRole role);  // "frontend" | "chat" | "edge"
+// The role named `name` ("frontend" | "chat" | "edge", exact); nullopt for anything else.
+std::optional<PoolRole> parsePoolRole(const std::string& name);
+
+// The site a server runs in: its own `site`, which the loader already defaults to its pool's
+// site. nullptr when the server or its site is unknown (only in a topology that did not
+// validate).
+const Site* siteOfServer(const Topology& topology, const std::string& server_fqdn);
+
+// The directory of a log-shipped store's backup share. A relative `share:` resolves against
+// the state directory (docs/architecture.md, e.g. "share/pc1" -> "<state_dir>/share/pc1");
+// an absolute one is returned as given. Pure string work: touches no file.
+std::string resolveSharePath(const LogShipping& log_shipping, const std::string& state_dir);
 
 // The model as JSON (the schema of `tandemctl topology show --json`).
 nlohmann::json toJson(const Topology& topology);

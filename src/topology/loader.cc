@@ -1,0 +1,383 @@
+// Topology loader: YAML text -> Topology, with a line for every element and key, and a
+// Problem (never an exception) for every shape error.
+//
+// - yaml-cpp parses the whole text first; a syntax error is one `yaml-syntax` problem.
+// - Each element (site, store, pool, server, user, room) is read by a MapReader that records
+//   key lines and reports wrong types, missing keys, unknown and repeated keys.
+// - Cross-references and deployment rules are not checked here (validator.cc).
+#include "topology/loader.h"
+
+#include <algorithm>
+#include <filesystem>
+
+#include "common/files.h"
+#include "topology/internal/yaml_reader.h"
+#include "topology/validator.h"
+
+namespace tandem::topology {
+
+using internal::listItems;
+using internal::MapReader;
+using internal::nodeLine;
+using internal::ProblemSink;
+
+std::string Problem::toString() const {
+  if (line <= 0) return file + ": " + message;
+  return file + ":" + std::to_string(line) + ": " + message;
+}
+
+namespace {
+
+// ---- Elements --------------------------------------------------------------------------------
+
+// Reads the item as a map, or reports wrong-type and returns false.
+bool isElementMap(const YAML::Node& item, ProblemSink& sink, int line, const std::string& kind,
+                  const std::string& example) {
+  bool is_map = false;
+  try {
+    is_map = item.IsMap();
+  } catch (const std::exception&) {
+  }
+  if (!is_map) {
+    sink.add(line, "wrong-type",
+             "each item of `" + kind + "s` must be a map such as `" + example + "`, not " +
+                 internal::nodeKindName(item));
+  }
+  return is_map;
+}
+
+Site readSite(const YAML::Node& node, ProblemSink& sink) {
+  Site site;
+  site.line = nodeLine(node, 0);
+  MapReader r(node, sink, site.key_lines, site.line, "the site at line " + std::to_string(site.line));
+  if (r.readString("name", site.name, true, "every site needs a name")) {
+    r.setSubject("site `" + site.name + "`");
+  }
+  r.readStringList("low_latency_to", site.low_latency_to);
+  r.finish({"name", "low_latency_to"});
+  return site;
+}
+
+void readLogShipping(MapReader& store_reader, Store& store, ProblemSink& sink) {
+  const YAML::Node* v = store_reader.value("log_shipping");
+  if (v == nullptr) return;
+  int line = store_reader.keyLine("log_shipping");
+  bool is_map = false;
+  try {
+    is_map = v->IsMap();
+  } catch (const std::exception&) {
+  }
+  if (!is_map) {
+    sink.add(nodeLine(*v, line), "wrong-type",
+             "`log_shipping` of " + store_reader.subject() +
+                 " must be a map such as `{to: pcb, share: share/pc1, interval_s: 5}`, not " +
+                 internal::nodeKindName(*v));
+    return;
+  }
+  LogShipping ls;
+  ls.line = line;
+  MapReader r(*v, sink, ls.key_lines, line, "`log_shipping` of " + store_reader.subject());
+  r.readString("to", ls.to, true, "name the backup store that restores the log backups");
+  r.readString("share", ls.share, true, "give the backup share directory");
+  r.readInt("interval_s", ls.interval_s);
+  r.finish({"to", "share", "interval_s"});
+  store.log_shipping = std::move(ls);
+}
+
+Store readStore(const YAML::Node& node, ProblemSink& sink) {
+  Store store;
+  store.line = nodeLine(node, 0);
+  MapReader r(node, sink, store.key_lines, store.line,
+              "the store at line " + std::to_string(store.line));
+  if (r.readString("name", store.name, true, "every store needs a unique name")) {
+    r.setSubject("store `" + store.name + "`");
+  }
+  r.readString("site", store.site, true, "name the site it runs in");
+  r.readString("address", store.address, true, "give its IP address");
+  r.readString("mirror", store.mirror, false);
+  r.readString("witness", store.witness, false);
+  r.readBool("witness_only", store.witness_only);
+  readLogShipping(r, store, sink);
+  r.finish({"name", "site", "address", "mirror", "witness", "witness_only", "log_shipping"});
+  return store;
+}
+
+Server readServer(const YAML::Node& node, const Pool& pool, const std::string& pool_subject,
+                  ProblemSink& sink) {
+  Server server;
+  server.line = nodeLine(node, pool.line);
+  MapReader r(node, sink, server.key_lines, server.line,
+              "the server at line " + std::to_string(server.line) + " of " + pool_subject);
+  if (r.readString("fqdn", server.fqdn, true, "every server needs its FQDN")) {
+    r.setSubject("server `" + server.fqdn + "`");
+  }
+  r.readString("address", server.address, true, "give its IP address");
+  if (!r.readString("site", server.site, false)) server.site = pool.site;
+  r.finish({"fqdn", "address", "site"});
+  return server;
+}
+
+// Keys each role accepts beyond the common ones, and the ones it requires.
+const std::vector<std::string> kCommonPoolKeys = {"fqdn", "role", "site", "servers"};
+const std::vector<std::string> kFrontendKeys = {"store", "backup_pool", "edge_pool", "cms"};
+const std::vector<std::string> kChatKeys = {"store", "backup_store", "backup_mirror",
+                                            "frontend_pool", "active_servers"};
+const std::vector<std::string> kEdgeKeys = {"next_hop", "federation"};
+
+const std::vector<std::string>& roleKeys(PoolRole role) {
+  switch (role) {
+    case PoolRole::kFrontend: return kFrontendKeys;
+    case PoolRole::kChat: return kChatKeys;
+    case PoolRole::kEdge: return kEdgeKeys;
+  }
+  return kFrontendKeys;
+}
+
+// Reports keys that belong to another role (e.g. `next_hop` on a front-end pool).
+void checkRoleKeys(const MapReader& r, const Pool& pool, ProblemSink& sink) {
+  const auto& own = roleKeys(pool.role);
+  for (PoolRole other : {PoolRole::kFrontend, PoolRole::kChat, PoolRole::kEdge}) {
+    if (other == pool.role) continue;
+    for (const auto& key : roleKeys(other)) {
+      if (std::find(own.begin(), own.end(), key) != own.end() || !r.has(key)) continue;
+      sink.add(r.keyLine(key), "key-not-for-role",
+               "key `" + key + "` does not apply to " + r.subject() + ", a " +
+                   poolRoleName(pool.role) + " pool; it belongs to " + poolRoleName(other) +
+                   " pools");
+    }
+  }
+}
+
+Pool readPool(const YAML::Node& node, ProblemSink& sink) {
+  Pool pool;
+  pool.line = nodeLine(node, 0);
+  MapReader r(node, sink, pool.key_lines, pool.line,
+              "the pool at line " + std::to_string(pool.line));
+  if (r.readString("fqdn", pool.fqdn, true, "every pool needs its FQDN")) {
+    r.setSubject("pool `" + pool.fqdn + "`");
+  }
+  std::string role;
+  bool role_known = false;
+  if (r.readString("role", role, true, "give one of frontend, chat, edge")) {
+    if (auto parsed = parsePoolRole(role)) {
+      pool.role = *parsed;
+      role_known = true;
+    } else {
+      sink.add(r.keyLine("role"), "invalid-role",
+               "role `" + role + "` of " + r.subject() +
+                   " is not a pool role; use frontend, chat or edge");
+    }
+  }
+  r.readString("site", pool.site, true, "name the site it runs in");
+  r.readString("store", pool.store, role_known && pool.role != PoolRole::kEdge,
+               "name the store that holds its databases");
+  r.readString("backup_pool", pool.backup_pool, false);
+  r.readString("edge_pool", pool.edge_pool, false);
+  r.readBool("cms", pool.cms);
+  r.readString("backup_store", pool.backup_store, false);
+  r.readString("backup_mirror", pool.backup_mirror, false);
+  r.readString("frontend_pool", pool.frontend_pool, role_known && pool.role == PoolRole::kChat,
+               "name the front-end pool its chat servers attach to");
+  r.readStringList("active_servers", pool.active_servers);
+  r.readString("next_hop", pool.next_hop, role_known && pool.role == PoolRole::kEdge,
+               "name the front-end pool that receives its inbound traffic");
+  r.readBool("federation", pool.federation);
+
+  if (const YAML::Node* servers = r.value("servers")) {
+    for (const auto& item : listItems(*servers, sink, r.keyLine("servers"),
+                                      "`servers` of " + r.subject())) {
+      int line = nodeLine(item, r.keyLine("servers"));
+      if (isElementMap(item, sink, line, "server", "{fqdn: fe1a.example.test, address: 127.0.1.1}")) {
+        pool.servers.push_back(readServer(item, pool, r.subject(), sink));
+      }
+    }
+  } else {
+    sink.add(pool.line, "missing-key", r.subject() + " has no `servers`; list at least one");
+  }
+
+  std::vector<std::string> allowed = kCommonPoolKeys;
+  if (role_known) {
+    allowed.insert(allowed.end(), roleKeys(pool.role).begin(), roleKeys(pool.role).end());
+    checkRoleKeys(r, pool, sink);
+    // Keys of other roles were reported above; do not report them again as unknown.
+    for (PoolRole other : {PoolRole::kFrontend, PoolRole::kChat, PoolRole::kEdge}) {
+      allowed.insert(allowed.end(), roleKeys(other).begin(), roleKeys(other).end());
+    }
+  } else {
+    for (PoolRole any : {PoolRole::kFrontend, PoolRole::kChat, PoolRole::kEdge}) {
+      allowed.insert(allowed.end(), roleKeys(any).begin(), roleKeys(any).end());
+    }
+  }
+  r.finish(allowed);
+  return pool;
+}
+
+User readUser(const YAML::Node& node, ProblemSink& sink) {
+  User user;
+  user.line = nodeLine(node, 0);
+  MapReader r(node, sink, user.key_lines, user.line,
+              "the user at line " + std::to_string(user.line));
+  if (r.readString("name", user.name, true, "give the user name (the part before @)")) {
+    r.setSubject("user `" + user.name + "`");
+  }
+  r.readString("pool", user.pool, true, "name the user's home pool");
+  r.readString("password", user.password, false);
+  r.finish({"name", "pool", "password"});
+  return user;
+}
+
+Room readRoom(const YAML::Node& node, ProblemSink& sink) {
+  Room room;
+  room.line = nodeLine(node, 0);
+  MapReader r(node, sink, room.key_lines, room.line,
+              "the room at line " + std::to_string(room.line));
+  if (r.readString("name", room.name, true, "give the room name")) {
+    r.setSubject("room `" + room.name + "`");
+  }
+  r.readString("category", room.category, false);
+  r.finish({"name", "category"});
+  return room;
+}
+
+// ---- The document ----------------------------------------------------------------------------
+
+template <typename T, typename ReadFn>
+void readList(MapReader& root, const std::string& key, const std::string& kind,
+              const std::string& example, bool required, ProblemSink& sink, std::vector<T>& out,
+              ReadFn read) {
+  const YAML::Node* v = root.value(key);
+  if (v == nullptr) {
+    if (required) {
+      sink.add(0, "missing-key", "the topology has no `" + key + "`; list its " + kind + "s");
+    }
+    return;
+  }
+  for (const auto& item : listItems(*v, sink, root.keyLine(key), "`" + key + "`")) {
+    int line = nodeLine(item, root.keyLine(key));
+    if (isElementMap(item, sink, line, kind, example)) out.push_back(read(item, sink));
+  }
+}
+
+void readDocument(const YAML::Node& root, Topology& t, ProblemSink& sink) {
+  MapReader r(root, sink, t.key_lines, 1, "the topology");
+  r.readString("domain", t.domain, true, "give the XMPP domain users sign in to");
+  if (!r.has("domain")) {
+    // readString reported it at the map's line; the whole file is the better place.
+    sink.problems().back().line = 0;
+  }
+  readList(r, "sites", "site", "{name: Site1}", true, sink, t.sites, readSite);
+  readList(r, "stores", "store", "{name: sql1, site: Site1, address: 127.0.1.10}", true, sink,
+           t.stores, readStore);
+  readList(r, "pools", "pool", "{fqdn: pool1.example.test, role: frontend, ...}", true, sink,
+           t.pools, readPool);
+  readList(r, "users", "user", "{name: alice, pool: pool1.example.test}", false, sink, t.users,
+           readUser);
+  readList(r, "rooms", "room", "{name: ops, category: general}", false, sink, t.rooms, readRoom);
+  r.finish({"domain", "sites", "stores", "pools", "users", "rooms"});
+}
+
+void sortByLine(std::vector<Problem>& problems) {
+  std::stable_sort(problems.begin(), problems.end(),
+                   [](const Problem& a, const Problem& b) { return a.line < b.line; });
+}
+
+}  // namespace
+
+LoadResult parseTopology(const std::string& text, const std::string& file) {
+  LoadResult result;
+  result.topology.file = file;
+  ProblemSink sink(file);
+  std::vector<YAML::Node> docs;
+  try {
+    docs = YAML::LoadAll(text);
+  } catch (const YAML::Exception& e) {
+    int line = e.mark.is_null() || e.mark.line < 0 ? 0 : e.mark.line + 1;
+    sink.add(line, "yaml-syntax", "the file is not valid YAML: " + e.msg);
+  } catch (const std::exception& e) {
+    sink.add(0, "yaml-syntax", std::string("the file is not valid YAML: ") + e.what());
+  }
+  if (sink.problems().empty()) {
+    if (docs.empty() || !docs[0].IsDefined() || docs[0].IsNull()) {
+      sink.add(0, "empty-file",
+               "the file is empty; a topology needs at least `domain`, `sites`, `stores` and "
+               "`pools`");
+    } else if (!docs[0].IsMap()) {
+      sink.add(nodeLine(docs[0], 1), "wrong-type",
+               std::string("the topology must be a map of keys (`domain`, `sites`, `stores`, "
+                           "`pools`, ...), not ") +
+                   internal::nodeKindName(docs[0]));
+    } else {
+      result.parsed = true;
+      if (docs.size() > 1) {
+        sink.add(nodeLine(docs[1], 0), "multiple-documents",
+                 "the file holds more than one YAML document (`---`); a topology is one "
+                 "document, and the rest would be ignored");
+      }
+      readDocument(docs[0], result.topology, sink);
+    }
+  }
+  result.problems = std::move(sink.problems());
+  sortByLine(result.problems);
+  return result;
+}
+
+LoadResult loadTopologyFile(const std::string& path) {
+  LoadResult result;
+  result.topology.file = path;
+  auto whole_file = [&](const std::string& rule, const std::string& message) {
+    result.problems.push_back(Problem{path, 0, rule, message});
+    return result;
+  };
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    return whole_file("unreadable-file", "`" + path + "` is a directory, not a topology file");
+  }
+  auto size = std::filesystem::file_size(path, ec);
+  if (!ec && size > kMaxTopologyFileBytes) {
+    return whole_file("too-large", "the file is " + std::to_string(size) +
+                                       " bytes; a topology file is at most " +
+                                       std::to_string(kMaxTopologyFileBytes) + " bytes");
+  }
+  auto text = readFile(path);
+  if (!text) {
+    bool missing = text.error().code() == StatusCode::kNotFound;
+    return whole_file(missing ? "file-not-found" : "unreadable-file",
+                      missing ? "the topology file does not exist" : text.error().message());
+  }
+  return parseTopology(*text, path);
+}
+
+namespace {
+LoadResult withValidation(LoadResult loaded) {
+  if (loaded.parsed) {
+    for (auto& p : validate(loaded.topology)) loaded.problems.push_back(std::move(p));
+    sortByLine(loaded.problems);
+  }
+  return loaded;
+}
+}  // namespace
+
+LoadResult checkTopology(const std::string& text, const std::string& file) {
+  return withValidation(parseTopology(text, file));
+}
+
+LoadResult checkTopologyFile(const std::string& path) {
+  return withValidation(loadTopologyFile(path));
+}
+
+Result<Topology> loadValidTopology(const std::string& path) {
+  LoadResult checked = checkTopologyFile(path);
+  if (checked.problems.empty()) return std::move(checked.topology);
+  const Problem& first = checked.problems.front();
+  if (first.rule == "file-not-found") {
+    return fail(notFound("topology file `" + path + "` does not exist"));
+  }
+  std::string message = "topology " + first.toString();
+  if (checked.problems.size() > 1) {
+    message += " (and " + std::to_string(checked.problems.size() - 1) +
+               " more problems: run `tandemctl topology validate " + path + "`)";
+  }
+  return fail(invalidArgument(std::move(message)));
+}
+
+}  // namespace tandem::topology
