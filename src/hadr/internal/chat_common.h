@@ -1,0 +1,38 @@
+// Helpers shared by the chat failover and failback runbooks (internal to hadr).
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "hadr/env.h"
+#include "hadr/runbook.h"
+
+namespace tandem::hadr::internal {
+
+// Polls `check` every 200 ms until it returns OK or the step's deadline passes; returns the last
+// status (so the error says what was still wrong).
+Status pollUntil(const StepContext& ctx, const std::function<Status()>& check);
+
+// "a, b and c".
+std::string joinNames(const std::vector<std::string>& names);
+
+// The JSON array of strings, or [] when `v` is not one.
+std::vector<std::string> stringList(const nlohmann::json& v);
+
+// Reads acknowledged message ids: one per line, or a JSON array of strings.
+Result<std::vector<std::string>> readIds(const std::string& file);
+
+// Counts the ids present in `mgc.messages` (as stanza_id, origin_id or body) on the writable
+// member of `addresses`, and the newest message's time.
+struct MessageCount {
+  long present = 0;
+  std::string newest_ts;  // ISO-8601 of the newest message ("" when none)
+};
+Result<MessageCount> countMessages(const Env& env, const std::vector<std::string>& addresses,
+                                   const std::vector<std::string>& ids);
+
+}  // namespace tandem::hadr::internal
