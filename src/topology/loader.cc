@@ -148,6 +148,27 @@ void checkRoleKeys(const MapReader& r, const Pool& pool, ProblemSink& sink) {
   }
 }
 
+// Drops what a pool's role does not use (already reported as key-not-for-role), so that the
+// validator does not count a chat pool's `cms: true` as a second CMS.
+void clearOtherRoleFields(Pool& pool) {
+  if (pool.role != PoolRole::kFrontend) {
+    pool.backup_pool.clear();
+    pool.edge_pool.clear();
+    pool.cms = false;
+  }
+  if (pool.role != PoolRole::kChat) {
+    pool.backup_store.clear();
+    pool.backup_mirror.clear();
+    pool.frontend_pool.clear();
+    pool.active_servers.clear();
+  }
+  if (pool.role != PoolRole::kEdge) {
+    pool.next_hop.clear();
+    pool.federation = false;
+  }
+  if (pool.role == PoolRole::kEdge) pool.store.clear();
+}
+
 Pool readPool(const YAML::Node& node, ProblemSink& sink) {
   Pool pool;
   pool.line = nodeLine(node, 0);
@@ -199,6 +220,7 @@ Pool readPool(const YAML::Node& node, ProblemSink& sink) {
   if (role_known) {
     allowed.insert(allowed.end(), roleKeys(pool.role).begin(), roleKeys(pool.role).end());
     checkRoleKeys(r, pool, sink);
+    clearOtherRoleFields(pool);
     // Keys of other roles were reported above; do not report them again as unknown.
     for (PoolRole other : {PoolRole::kFrontend, PoolRole::kChat, PoolRole::kEdge}) {
       allowed.insert(allowed.end(), roleKeys(other).begin(), roleKeys(other).end());
