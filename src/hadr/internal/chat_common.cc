@@ -108,13 +108,14 @@ Result<MessageCount> countMessages(const Env& env, const std::vector<std::string
       "SELECT (SELECT count(*) FROM messages WHERE stanza_id = ANY($1::text[]) OR "
       "origin_id = ANY($1::text[]) OR body = ANY($1::text[])), "
       "(SELECT to_char(max(ts) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') "
-      "FROM messages)",
+      "FROM messages), (SELECT count(*) FROM messages)",
       {arr});
   if (!r) return fail(r.error());
   MessageCount mc;
   if (!r->rows.empty()) {
     mc.present = std::stol(r->rows[0][0].empty() ? "0" : r->rows[0][0]);
     mc.newest_ts = r->rows[0][1];
+    mc.total = std::stol(r->rows[0][2].empty() ? "0" : r->rows[0][2]);
   }
   return mc;
 }

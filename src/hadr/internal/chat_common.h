@@ -29,7 +29,8 @@ Result<std::vector<std::string>> readIds(const std::string& file);
 // Counts the ids present in `mgc.messages` (as stanza_id, origin_id or body) on the writable
 // member of `addresses`, and the newest message's time.
 struct MessageCount {
-  long present = 0;
+  long present = 0;      // of `ids`
+  long total = 0;        // every message in the store
   std::string newest_ts;  // ISO-8601 of the newest message ("" when none)
 };
 Result<MessageCount> countMessages(const Env& env, const std::vector<std::string>& addresses,
