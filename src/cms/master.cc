@@ -38,6 +38,10 @@ class Master final : public MasterHandle {
 
   void begin() { thread_ = std::thread([this] { run(); }); }
   bool isMaster() const override { return is_master_; }
+  void crashForTest() override {
+    crashed_ = true;
+    stop();
+  }
   void stop() override {
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -75,6 +79,7 @@ class Master final : public MasterHandle {
   std::condition_variable cv_;
   bool stopping_ = false;  // GUARDED_BY(mu_)
   std::atomic<bool> is_master_{false};
+  std::atomic<bool> crashed_{false};
 
   // Owned by the loop thread.
   std::string secret_;
@@ -96,7 +101,7 @@ void Master::run() {
 }
 
 void Master::release() {
-  if (is_master_ && active_) {
+  if (is_master_ && active_ && !crashed_) {
     (void)active_->releaseLease(o_.fqdn);
     spdlog::info("CMS master {} released the lease", o_.fqdn);
   }

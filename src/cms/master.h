@@ -47,6 +47,8 @@ class MasterHandle {
   virtual bool isMaster() const = 0;
   // Stops pushing, releases the lease (so another server takes over at once) and joins.
   virtual void stop() = 0;
+  // Stops the thread WITHOUT releasing the lease, as a crash (kill -9) would leave it.
+  virtual void crashForTest() = 0;
 };
 
 // Starts the candidate loop on its own thread. Never fails for a CMS that is unreachable (it

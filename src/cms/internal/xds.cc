@@ -371,7 +371,12 @@ Result<Active> findActive(const topology::Topology& t, const std::string& passwo
       best.problems.push_back("store `" + loc.store + "`: " + e.error().message());
       continue;
     }
-    if (*e >= 1 && *e > best.epoch) {
+    if (*e < 1) {
+      best.problems.push_back("store `" + loc.store + "` holds only the standby copy (epoch " +
+                              std::to_string(*e < 0 ? 0 : *e) + ")");
+      continue;
+    }
+    if (*e > best.epoch) {
       best.epoch = *e;
       best.xds = std::move(*x);
     }
