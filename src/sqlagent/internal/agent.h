@@ -1,0 +1,185 @@
+// Agent: the state and operations of one sqlagent (see ../agent.h for the role and ../client.h
+// for the endpoints). Operations that change the store (bootstrap, promote, fence, rejoin,
+// mirror and log-shipping actions) are serialised by op_mu_; the monitor takes the same mutex
+// for its decisions, so no two of them interleave. The monitor's observations are guarded by
+// mu_ and read by /status at any time.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <vector>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "common/status.h"
+#include "rpc/metrics.h"
+#include "sqlagent/agent.h"
+#include "sqlagent/internal/postgres.h"
+#include "topology/topology.h"
+
+// TANDEM_RETURN_IF_ERROR for functions that return a Result<T>.
+#define SQLAGENT_TRY(expr)                         \
+  do {                                             \
+    ::tandem::Status _st = (expr);                 \
+    if (!_st.isOk()) return ::tandem::fail(_st);   \
+  } while (0)
+
+namespace tandem::sqlagent {
+
+// Role names, as /status reports them.
+inline constexpr const char* kPrincipal = "Principal";
+inline constexpr const char* kMirror = "Mirror";
+inline constexpr const char* kStandalone = "Standalone";
+inline constexpr const char* kBackupRestoring = "BackupRestoring";
+inline constexpr const char* kWitness = "Witness";
+inline constexpr const char* kFenced = "Fenced";
+inline constexpr const char* kStopped = "Stopped";
+
+// What the agent remembers across restarts (agent.json).
+struct Persisted {
+  std::string role;              // "" until bootstrapped
+  std::string role_before_stop;  // /stop keeps the role here; /start restores it
+  std::string partner;           // the other member of the mirrored pair ("" = none)
+  std::string principal;         // mirror: the store it follows
+  bool synchronous = false;      // principal: synchronous_standby_names names the partner
+  bool mirror_removed = false;   // /mirror/remove: do not re-synchronise automatically
+  int timeline = 0;
+  std::string ls_from;           // backup store: the primary store it restores from
+  bool ls_removed = false;       // /log-shipping/remove: copy and restore jobs off
+  nlohmann::json toJson() const;
+  static Persisted fromJson(const nlohmann::json& j);
+};
+
+// What the monitor last saw (refreshed every interval).
+struct Observed {
+  bool pg_up = false, in_recovery = false;
+  int timeline = 0;
+  std::string lsn;
+  // The partner, as seen from here.
+  bool partner_reachable = false, partner_writable = false;
+  int partner_timeline = 0;
+  std::chrono::steady_clock::time_point partner_last_contact{};
+  std::string partner_last_contact_utc;
+  std::string mirror_status;  // SYNCHRONIZED | SYNCHRONIZING | SUSPENDED | DISCONNECTED | ""
+  bool synchronized_at_last_contact = false;
+  long lag_bytes = 0;
+  double lag_seconds = 0;
+  // The witness.
+  bool witness_reachable = false, witness_sees_principal = false;
+  std::chrono::steady_clock::time_point witness_last_contact{};
+  int connections = 0;
+};
+
+class Agent {
+ public:
+  Agent(AgentOptions o, topology::Topology topo, const topology::Store& self, std::string token);
+
+  // Brings the store into its persisted (or topology) role; may wait for partners. Blocks.
+  Status bootstrap(const std::atomic<bool>& stop);
+  // One monitor round (called every interval by runAgent).
+  void monitorOnce();
+  // One copy-job round on a backup store (called every second).
+  void copyJobOnce();
+
+  // ---- endpoints (each returns the JSON answer or an error Status) ----
+  nlohmann::json health();
+  nlohmann::json status();
+  std::string metricsText();
+  Result<nlohmann::json> promote();
+  Result<nlohmann::json> fence();
+  Result<nlohmann::json> rejoin(const std::string& principal);
+  Result<nlohmann::json> installMirror(const std::string& mirror);
+  Result<nlohmann::json> becomeMirror(const std::string& principal);
+  Result<nlohmann::json> removeMirror();
+  Result<nlohmann::json> stopStore();
+  Result<nlohmann::json> startStore();
+  Result<nlohmann::json> connections();
+  Result<nlohmann::json> endConnections(bool all, int pid);
+  Result<nlohmann::json> witnessStatus(const std::string& store);
+  // log shipping (log_shipping.cc)
+  Result<nlohmann::json> logShippingStatus();
+  Result<nlohmann::json> copyNow();
+  Result<nlohmann::json> applyAll();
+  Result<nlohmann::json> removeLogShipping();
+  Result<nlohmann::json> configureLogShipping(const std::string& from);
+  Result<nlohmann::json> recover();
+  Result<nlohmann::json> fullBackup(const std::string& stanza);
+  Result<nlohmann::json> restore(bool overwrite, const std::string& from_stanza);
+
+  const topology::Store& self() const { return self_; }
+  bool bootstrapped() const { return bootstrapped_.load(); }
+
+ private:
+  // ---- helpers (agent.cc) ----
+  std::string storeDir() const;
+  std::string addressOf(const std::string& store) const;
+  std::string topologyPartner() const;
+  const topology::Store* logShippingPrimaryOf(const std::string& store) const;  // P if store ∈ P's pair
+  const topology::Store* backupSourceOf(const std::string& store) const;  // P if P.log_shipping.to == store
+  std::string archiveStanza() const;
+  std::string shareDir(const std::string& primary) const;
+  RoleConfig roleConfig(const Persisted& p) const;
+  Status persist(const Persisted& p);
+  Persisted persisted() const;
+  void setRole(const std::string& role);
+  std::string witnessName() const;
+
+  Status startAsPrincipal();
+  Status startAsMirror(const std::string& principal, const std::atomic<bool>* stop);
+  Status rejoinLocked(const std::string& principal);
+  Status promoteLocked(std::string* outcome);
+  Status fenceLocked(const std::string& why);
+
+  // ---- monitor (monitor.cc) ----
+  void observeLocal(Observed& o);
+  void observePartner(Observed& o, const Persisted& p);
+  void observeWitness(Observed& o, const Persisted& p);
+  void decide(const Observed& o, const Persisted& p);
+  void witnessRound();
+
+  // ---- log shipping (log_shipping.cc) ----
+  std::string pgbackrestConf() const;      // repo = the share
+  std::string pgbackrestCopyConf() const;  // repo = the copy folder
+  std::string copyFolder() const;
+  Status writePgbackrestConfs(const std::string& share);
+  Result<std::string> pgbackrest(const std::string& conf, const std::string& stanza,
+                                 std::vector<std::string> args, std::chrono::seconds timeout);
+  Status setUpArchiving(const std::string& stanza, bool full_backup);
+  Status seedBackupStore(const std::string& from, const std::atomic<bool>* stop);
+  Result<int> copyNewLogs(std::string* last);
+  std::string restoreCommand(const std::string& stanza, bool from_copy) const;
+
+  AgentOptions o_;
+  topology::Topology topo_;
+  topology::Store self_;
+  std::string token_;
+  std::unique_ptr<PgCluster> pg_;
+  rpc::Metrics metrics_;
+  std::atomic<bool> bootstrapped_{false};
+
+  std::mutex op_mu_;  // serialises operations and monitor decisions
+  mutable std::mutex mu_;
+  Persisted state_;   // GUARDED_BY(mu_)
+  Observed seen_;     // GUARDED_BY(mu_)
+  std::string last_error_;  // GUARDED_BY(mu_): last failed bootstrap/monitor action
+  // Witness agents: last contact with each watched store (name -> steady time, writable, tl).
+  struct WitnessView {
+    std::chrono::steady_clock::time_point last_contact{};
+    bool ever = false, writable = false;
+    int timeline = 0;
+  };
+  std::map<std::string, WitnessView> witness_views_;  // GUARDED_BY(mu_)
+  std::mutex copy_mu_;  // one copy round at a time
+};
+
+// Parses the timeline from a WAL file name (first 8 hex digits); 0 when malformed.
+int timelineOfWalName(const std::string& name);
+// ISO-8601 UTC of a system_clock time.
+std::string isoUtc(std::chrono::system_clock::time_point t);
+
+}  // namespace tandem::sqlagent
