@@ -1,0 +1,442 @@
+// MucService part 3: iq. Service and room discovery (XEP-0030), room configuration and
+// destruction (muc#owner), affiliations and roles (muc#admin: kick, ban, grant), room archives
+// (XEP-0313 with XEP-0059 paging), ping.
+#include <spdlog/spdlog.h>
+
+#include "chat/muc_service.h"
+#include "xmpp/jid.h"
+#include "xmpp/stanza.h"
+
+namespace tandem::chat {
+
+namespace {
+
+xml::Element field(const std::string& var, const std::string& type, const std::string& label,
+                   const std::string& value) {
+  xml::Element f("field");
+  f.setAttr("var", var);
+  if (!type.empty()) f.setAttr("type", type);
+  if (!label.empty()) f.setAttr("label", label);
+  f.addChild(xml::Element("value")).addText(value);
+  return f;
+}
+
+xml::Element boolField(const std::string& var, const std::string& label, bool v) {
+  return field(var, "boolean", label, v ? "1" : "0");
+}
+
+// The values of a submitted data form: var -> first value.
+std::map<std::string, std::string> formValues(const xml::Element& x) {
+  std::map<std::string, std::string> out;
+  for (const auto* f : x.childrenNamed("field")) out[f->attr("var")] = f->childText("value");
+  return out;
+}
+
+bool truthy(const std::string& v) { return v == "1" || v == "true"; }
+
+int affiliationRank(const std::string& a) {
+  if (a == "owner") return 4;
+  if (a == "admin") return 3;
+  if (a == "member") return 2;
+  if (a == "none") return 1;
+  return 0;  // outcast
+}
+
+std::string bareOf(const std::string& jid) {
+  auto j = xmpp::Jid::parse(jid);
+  return j ? j->bare() : jid;
+}
+
+}  // namespace
+
+void MucService::onServiceIq(const xml::Element& iq) {
+  const std::string type = iq.attr("type");
+  if (type == "result" || type == "error") return;
+  if (iq.child("ping", "urn:xmpp:ping")) {
+    send(xmpp::iqResult(iq));
+    return;
+  }
+  if (type == "get" && iq.child("query", "http://jabber.org/protocol/disco#info")) {
+    xml::Element r = xmpp::iqResult(iq);
+    auto& q = r.addChild(xml::Element("query", "http://jabber.org/protocol/disco#info"));
+    q.addChild(xml::Element("identity"))
+        .setAttr("category", "conference")
+        .setAttr("type", "text")
+        .setAttr("name", "Persistent chat");
+    for (const char* f : {kNsMuc, "http://jabber.org/protocol/disco#info",
+                          "http://jabber.org/protocol/disco#items", kNsSid, "urn:xmpp:ping"}) {
+      q.addChild(xml::Element("feature")).setAttr("var", f);
+    }
+    send(r);
+    return;
+  }
+  if (type == "get" && iq.child("query", "http://jabber.org/protocol/disco#items")) {
+    auto alive = alive_;
+    db_.read([this, alive, iq](Result<store::Connection*> c) -> std::function<void()> {
+      auto rooms = c ? listRooms(**c) : Result<std::vector<RoomRecord>>(fail(c.error()));
+      return [this, alive, iq, rooms]() {
+        if (!*alive) return;
+        if (!rooms) {
+          sendError(iq, "wait", "internal-server-error", "The chat store is unavailable.");
+          return;
+        }
+        xml::Element r = xmpp::iqResult(iq);
+        auto& q = r.addChild(xml::Element("query", "http://jabber.org/protocol/disco#items"));
+        for (const auto& room : *rooms) {
+          if (!room.config.public_room) continue;
+          auto& item = q.addChild(xml::Element("item"));
+          item.setAttr("jid", room.name + "@" + options_.service);
+          item.setAttr("name", room.config.title.empty() ? room.name : room.config.title);
+        }
+        send(r);
+      };
+    });
+    return;
+  }
+  sendError(iq, "cancel", "service-unavailable");
+}
+
+void MucService::onRoomIq(Room& room, const xml::Element& iq) {
+  const std::string type = iq.attr("type");
+  if (type == "result" || type == "error") return;
+  if (iq.child("ping", "urn:xmpp:ping")) {
+    send(xmpp::iqResult(iq));
+    return;
+  }
+  if (!room.exists) {
+    sendError(iq, "cancel", "item-not-found", "No such room.");
+    return;
+  }
+  if (type == "get" && iq.child("query", "http://jabber.org/protocol/disco#info")) {
+    send(roomDiscoInfo(room).setAttr("id", iq.attr("id")).setAttr("to", iq.attr("from")));
+    return;
+  }
+  if (type == "get" && iq.child("query", "http://jabber.org/protocol/disco#items")) {
+    xml::Element r = xmpp::iqResult(iq);
+    r.addChild(xml::Element("query", "http://jabber.org/protocol/disco#items"));
+    send(r);
+    return;
+  }
+  if (const auto* q = iq.child("query", kNsMucOwner)) return onOwnerIq(room, iq, *q);
+  if (const auto* q = iq.child("query", kNsMucAdmin)) return onAdminIq(room, iq, *q);
+  if (const auto* q = iq.child("query", kNsMam)) return onMamQuery(room, iq, *q);
+  sendError(iq, "cancel", "service-unavailable");
+}
+
+xml::Element MucService::roomDiscoInfo(const Room& room) const {
+  xml::Element r("iq");
+  r.setAttr("type", "result");
+  r.setAttr("from", roomJid(room));
+  auto& q = r.addChild(xml::Element("query", "http://jabber.org/protocol/disco#info"));
+  q.addChild(xml::Element("identity"))
+      .setAttr("category", "conference")
+      .setAttr("type", "text")
+      .setAttr("name", room.rec.config.title.empty() ? room.rec.name : room.rec.config.title);
+  const auto& c = room.rec.config;
+  for (const char* f :
+       {kNsMuc, kNsMam, kNsSid, c.persistent ? "muc_persistent" : "muc_temporary",
+        c.public_room ? "muc_public" : "muc_hidden", c.members_only ? "muc_membersonly" : "muc_open",
+        c.moderated ? "muc_moderated" : "muc_unmoderated", "muc_nonanonymous", "muc_unsecured"}) {
+    q.addChild(xml::Element("feature")).setAttr("var", f);
+  }
+  auto& x = q.addChild(xml::Element("x", kNsData));
+  x.setAttr("type", "result");
+  x.addChild(field("FORM_TYPE", "hidden", "", "http://jabber.org/protocol/muc#roominfo"));
+  x.addChild(field("muc#roominfo_description", "", "Description", c.description));
+  x.addChild(field("muc#roominfo_subject", "", "Subject", room.rec.subject));
+  x.addChild(field("muc#roominfo_occupants", "", "Occupants",
+                   std::to_string(room.occupants.size())));
+  x.addChild(field("tandem#category", "", "Category", room.rec.category));
+  return r;
+}
+
+xml::Element MucService::configForm(const Room& room) const {
+  const auto& c = room.rec.config;
+  xml::Element x("x", kNsData);
+  x.setAttr("type", "form");
+  x.addChild(xml::Element("title")).addText("Configuration of " + roomJid(room));
+  x.addChild(field("FORM_TYPE", "hidden", "", "http://jabber.org/protocol/muc#roomconfig"));
+  x.addChild(field("muc#roomconfig_roomname", "text-single", "Room title", c.title));
+  x.addChild(field("muc#roomconfig_roomdesc", "text-single", "Description", c.description));
+  x.addChild(boolField("muc#roomconfig_persistentroom", "Persistent", c.persistent));
+  x.addChild(boolField("muc#roomconfig_publicroom", "Listed in the directory", c.public_room));
+  x.addChild(boolField("muc#roomconfig_membersonly", "Members only", c.members_only));
+  x.addChild(boolField("muc#roomconfig_moderatedroom", "Moderated", c.moderated));
+  x.addChild(boolField("muc#roomconfig_allowinvites", "Occupants may invite", c.allow_invites));
+  x.addChild(boolField("muc#roomconfig_changesubject", "Occupants may change the subject",
+                       c.change_subject));
+  x.addChild(field("muc#roomconfig_maxusers", "text-single", "Maximum occupants (0: no limit)",
+                   std::to_string(c.max_users)));
+  x.addChild(field("muc#roomconfig_whois", "list-single", "Real JIDs visible to", "anyone"));
+  x.addChild(boolField("muc#roomconfig_enablelogging", "History is archived", true));
+  x.addChild(field("tandem#category", "fixed", "Category", room.rec.category));
+  return x;
+}
+
+void MucService::applyConfigForm(Room& room, const xml::Element& x) {
+  auto v = formValues(x);
+  auto& c = room.rec.config;
+  auto setBool = [&](const char* var, bool& target) {
+    if (v.count(var)) target = truthy(v[var]);
+  };
+  if (v.count("muc#roomconfig_roomname")) c.title = v["muc#roomconfig_roomname"].substr(0, 256);
+  if (v.count("muc#roomconfig_roomdesc")) c.description = v["muc#roomconfig_roomdesc"].substr(0, 1024);
+  setBool("muc#roomconfig_persistentroom", c.persistent);
+  setBool("muc#roomconfig_publicroom", c.public_room);
+  setBool("muc#roomconfig_membersonly", c.members_only);
+  setBool("muc#roomconfig_moderatedroom", c.moderated);
+  setBool("muc#roomconfig_allowinvites", c.allow_invites);
+  setBool("muc#roomconfig_changesubject", c.change_subject);
+  if (v.count("muc#roomconfig_maxusers")) {
+    c.max_users = std::max(0, std::atoi(v["muc#roomconfig_maxusers"].c_str()));
+  }
+}
+
+void MucService::onOwnerIq(Room& room, const xml::Element& iq, const xml::Element& query) {
+  const std::string requester = iq.attr("from");
+  if (affiliationOf(room, bareOf(requester)) != "owner") {
+    sendError(iq, "auth", "forbidden", "Only room owners may do this.");
+    return;
+  }
+  if (iq.attr("type") == "get") {
+    xml::Element r = xmpp::iqResult(iq);
+    r.addChild(xml::Element("query", kNsMucOwner)).addChild(configForm(room));
+    send(r);
+    return;
+  }
+  if (const auto* d = query.child("destroy")) {
+    send(xmpp::iqResult(iq));
+    destroyRoom(room, d->childText("reason"), d->attr("jid"));
+    return;
+  }
+  const auto* x = query.child("x", kNsData);
+  if (x && x->attr("type") == "cancel") {
+    send(xmpp::iqResult(iq));
+    if (room.locked) destroyRoom(room, "", "");  // §10.1.3: cancelling creation destroys it
+    return;
+  }
+  if (x) applyConfigForm(room, *x);
+  room.locked = false;
+  persistRoom(room);
+  send(xmpp::iqResult(iq));
+  // Occupants without membership leave a room that became members-only (status 322); roles
+  // follow a change of moderation.
+  std::vector<std::string> removed;
+  for (auto& [nick, o] : room.occupants) {
+    std::string aff = affiliationOf(room, o.bare);
+    if (room.rec.config.members_only && aff == "none") {
+      for (const auto& s : o.sessions) removed.push_back(s);
+      continue;
+    }
+    std::string role = roleFor(room, aff);
+    if (role != o.role) {
+      o.role = role;
+      broadcastPresence(room, o, {}, false);
+    }
+  }
+  for (const auto& s : removed) leave(room, s, "", {322});
+}
+
+void MucService::onAdminIq(Room& room, const xml::Element& iq, const xml::Element& query) {
+  const std::string requester = iq.attr("from");
+  const std::string req_aff = affiliationOf(room, bareOf(requester));
+  auto req_nick = room.nick_of.find(requester);
+  bool req_moderator = req_nick != room.nick_of.end() &&
+                       room.occupants[req_nick->second].role == "moderator";
+  auto items = query.childrenNamed("item");
+  if (iq.attr("type") == "get") {
+    if (affiliationRank(req_aff) < 3 && !req_moderator) {
+      sendError(iq, "auth", "forbidden", "Only moderators may list affiliations and roles.");
+      return;
+    }
+    xml::Element r = xmpp::iqResult(iq);
+    auto& q = r.addChild(xml::Element("query", kNsMucAdmin));
+    for (const auto* want : items) {
+      if (want->hasAttr("affiliation")) {
+        for (const auto& [jid, aff] : room.rec.affiliations) {
+          if (aff == want->attr("affiliation")) {
+            q.addChild(xml::Element("item")).setAttr("affiliation", aff).setAttr("jid", jid);
+          }
+        }
+      } else if (want->hasAttr("role")) {
+        for (const auto& [nick, o] : room.occupants) {
+          if (o.role == want->attr("role")) {
+            q.addChild(xml::Element("item")).setAttr("role", o.role).setAttr("nick", nick)
+                .setAttr("jid", *o.sessions.begin()).setAttr("affiliation", affiliationOf(room, o.bare));
+          }
+        }
+      }
+    }
+    send(r);
+    return;
+  }
+  // set: check every item first, then apply them all (the request is atomic).
+  for (const auto* item : items) {
+    if (item->hasAttr("role")) {
+      auto target = room.occupants.find(item->attr("nick"));
+      if (target == room.occupants.end()) {
+        sendError(iq, "cancel", "item-not-found", "No occupant with that nickname.");
+        return;
+      }
+      std::string target_aff = affiliationOf(room, target->second.bare);
+      if (!req_moderator || affiliationRank(target_aff) > affiliationRank(req_aff) ||
+          (item->attr("role") == "moderator" && affiliationRank(req_aff) < 3) ||
+          (item->attr("role") == "none" && affiliationRank(target_aff) >= 3)) {
+        sendError(iq, "cancel", "not-allowed", "You may not change that occupant's role.");
+        return;
+      }
+    } else if (item->hasAttr("affiliation")) {
+      auto jid = xmpp::Jid::parse(item->attr("jid"));
+      const std::string& aff = item->attr("affiliation");
+      if (!jid || (aff != "owner" && aff != "admin" && aff != "member" && aff != "none" &&
+                   aff != "outcast")) {
+        sendError(iq, "modify", "bad-request", "The item needs a valid jid and affiliation.");
+        return;
+      }
+      std::string target_aff = affiliationOf(room, jid->bare());
+      bool ok = req_aff == "owner" ||
+                (req_aff == "admin" && affiliationRank(target_aff) < 3 && affiliationRank(aff) < 3);
+      if (!ok) {
+        sendError(iq, "auth", "forbidden", "You may not change that affiliation.");
+        return;
+      }
+      if (target_aff == "owner" && aff != "owner") {
+        int owners = 0;
+        for (const auto& [j, a] : room.rec.affiliations) owners += a == "owner";
+        if (owners <= 1) {
+          sendError(iq, "cancel", "conflict", "A room keeps at least one owner.");
+          return;
+        }
+      }
+    } else {
+      sendError(iq, "modify", "bad-request", "Each item needs a role or an affiliation.");
+      return;
+    }
+  }
+  send(xmpp::iqResult(iq));
+  for (const auto* item : items) {
+    const std::string reason = item->childText("reason");
+    if (item->hasAttr("role")) {
+      auto target = room.occupants.find(item->attr("nick"));
+      if (target == room.occupants.end()) continue;
+      if (item->attr("role") == "none") {  // kick (status 307)
+        auto sessions = target->second.sessions;
+        for (const auto& s : sessions) leave(room, s, "", {307}, reason);
+      } else {
+        target->second.role = item->attr("role");
+        broadcastPresence(room, target->second, {}, false);
+      }
+      continue;
+    }
+    std::string bare = xmpp::Jid::parse(item->attr("jid"))->bare();
+    std::string aff = item->attr("affiliation");
+    if (aff == "none") room.rec.affiliations.erase(bare);
+    else room.rec.affiliations[bare] = aff;
+    persistAffiliation(room, bare, aff);
+    // Occupants with that bare JID: banned (301), removed from a members-only room (321), or
+    // their role follows the new affiliation.
+    for (auto it = room.occupants.begin(); it != room.occupants.end();) {
+      auto& o = it->second;
+      ++it;
+      if (o.bare != bare) continue;
+      if (aff == "outcast" || (aff == "none" && room.rec.config.members_only)) {
+        auto sessions = o.sessions;
+        for (const auto& s : sessions) leave(room, s, "", {aff == "outcast" ? 301 : 321}, reason);
+      } else {
+        o.role = roleFor(room, aff);
+        broadcastPresence(room, o, {}, false);
+      }
+    }
+  }
+}
+
+void MucService::onMamQuery(Room& room, const xml::Element& iq, const xml::Element& query) {
+  const std::string requester = iq.attr("from");
+  const std::string aff = affiliationOf(room, bareOf(requester));
+  if (aff == "outcast" || (room.rec.config.members_only && affiliationRank(aff) < 2)) {
+    sendError(iq, "auth", "forbidden", "Only members may read this room's archive.");
+    return;
+  }
+  if (iq.attr("type") == "get") {  // XEP-0313 §4.1.1: the query form
+    xml::Element r = xmpp::iqResult(iq);
+    auto& x = r.addChild(xml::Element("query", kNsMam)).addChild(xml::Element("x", kNsData));
+    x.setAttr("type", "form");
+    x.addChild(field("FORM_TYPE", "hidden", "", kNsMam));
+    for (const char* f : {"with", "start", "end"}) {
+      x.addChild(xml::Element("field")).setAttr("var", f).setAttr("type", "text-single");
+    }
+    send(r);
+    return;
+  }
+  ArchiveQuery q;
+  q.room = room.rec.name;
+  if (const auto* x = query.child("x", kNsData)) {
+    auto v = formValues(*x);
+    if (!v["start"].empty()) q.start_us = parseTimestamp(v["start"]);
+    if (!v["end"].empty()) q.end_us = parseTimestamp(v["end"]);
+    if ((!v["start"].empty() && !q.start_us) || (!v["end"].empty() && !q.end_us)) {
+      sendError(iq, "modify", "bad-request", "start and end must be XEP-0082 date-times.");
+      return;
+    }
+    if (!v["with"].empty()) {
+      auto w = xmpp::Jid::parse(v["with"]);
+      q.with_nick = w ? w->resource : "";
+    }
+  }
+  q.max = options_.limits.max_mam_page;
+  if (const auto* set = query.child("set", kNsRsm)) {
+    if (const auto* m = set->child("max")) {
+      q.max = std::min<size_t>(q.max, std::strtoul(m->text().c_str(), nullptr, 10));
+    }
+    if (const auto* a = set->child("after")) q.after_id = a->text();
+    if (const auto* b = set->child("before")) {
+      q.before_id = b->text();
+      q.last_page = q.before_id.empty();
+    }
+  } else {
+    q.max = 50;
+  }
+  ++stats_.mam_queries;
+  auto alive = alive_;
+  const std::string queryid = query.attr("queryid");
+  const std::string room_jid = roomJid(room);
+  db_.read([this, alive, iq, q, queryid, room_jid](Result<store::Connection*> c)
+               -> std::function<void()> {
+    auto page = c ? queryArchive(**c, q) : Result<ArchivePage>(fail(c.error()));
+    return [this, alive, iq, page, queryid, room_jid]() {
+      if (!*alive) return;
+      if (!page) {
+        if (page.error().code() == StatusCode::kInvalidArgument) {
+          sendError(iq, "cancel", "item-not-found", page.error().message());
+        } else {
+          sendError(iq, "wait", "internal-server-error", "The chat store is unavailable.");
+        }
+        return;
+      }
+      const std::string to = iq.attr("from");
+      for (const auto& m : page->messages) {
+        // <message to from=room><result queryid id><forwarded><delay/>stored</forwarded></result>
+        std::string s = "<message to=\"" + xml::escape(to) + "\" from=\"" + xml::escape(room_jid) +
+                        "\" id=\"" + xmpp::newId() + "\"><result xmlns=\"" + kNsMam + "\"" +
+                        (queryid.empty() ? "" : " queryid=\"" + xml::escape(queryid) + "\"") +
+                        " id=\"" + xml::escape(m.stanza_id) +
+                        "\"><forwarded xmlns=\"urn:xmpp:forward:0\"><delay xmlns=\"urn:xmpp:delay\""
+                        " stamp=\"" + formatTimestamp(m.ts_us) + "\"/>" + m.stanza +
+                        "</forwarded></result></message>";
+        send_(std::move(s));
+      }
+      xml::Element r = xmpp::iqResult(iq);
+      auto& fin = r.addChild(xml::Element("fin", kNsMam));
+      if (page->complete) fin.setAttr("complete", "true");
+      auto& set = fin.addChild(xml::Element("set", kNsRsm));
+      if (!page->messages.empty()) {
+        set.addChild(xml::Element("first")).addText(page->messages.front().stanza_id);
+        set.addChild(xml::Element("last")).addText(page->messages.back().stanza_id);
+      }
+      set.addChild(xml::Element("count")).addText(std::to_string(page->count));
+      send(r);
+    };
+  });
+}
+
+}  // namespace tandem::chat

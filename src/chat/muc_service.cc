@@ -1,0 +1,504 @@
+// MucService part 1: dispatch, room loading, presence (join, leave, kick), eviction, destroy.
+//
+// - Every stanza for a room waits until the room's record is loaded from mgc (one load per
+//   room, stanzas queued meanwhile), then runs in arrival order on the home executor.
+// - A join sends, in XEP-0045 §7.2 order: the other occupants' presence, the joiner's presence
+//   to everyone (self-presence last, status 110), the discussion history, then the subject.
+//   Live messages for the joiner are buffered until its history has been sent.
+#include "chat/muc_service.h"
+
+#include <spdlog/spdlog.h>
+
+#include "chat/schema.h"
+#include "xmpp/jid.h"
+#include "xmpp/stanza.h"
+
+namespace tandem::chat {
+
+namespace {
+
+bool validNick(const std::string& nick, size_t max_bytes) {
+  if (nick.empty() || nick.size() > max_bytes) return false;
+  bool visible = false;
+  for (unsigned char ch : nick) {
+    if (ch < 0x20 || ch == 0x7f) return false;
+    if (ch != ' ') visible = true;
+  }
+  return visible;
+}
+
+std::string bareOf(const std::string& jid) {
+  auto j = xmpp::Jid::parse(jid);
+  return j ? j->bare() : jid;
+}
+
+}  // namespace
+
+MucService::MucService(asio::any_io_executor home, Options o, GroupCommitWriter& writer,
+                       DbRunner& db, Sender send, OwnerCheck owns)
+    : home_(home),
+      options_(std::move(o)),
+      writer_(writer),
+      db_(db),
+      send_(std::move(send)),
+      owns_(std::move(owns)) {}
+
+MucService::~MucService() { *alive_ = false; }
+
+MucStats MucService::stats() const {
+  MucStats s = stats_;
+  s.rooms = 0;
+  s.occupants = 0;
+  for (const auto& [name, room] : rooms_) {
+    if (room->loaded && room->exists) ++s.rooms;
+    s.occupants += room->occupants.size();
+  }
+  return s;
+}
+
+std::vector<std::string> MucService::loadedRooms() const {
+  std::vector<std::string> out;
+  for (const auto& [name, room] : rooms_) {
+    if (room->loaded && room->exists) out.push_back(name);
+  }
+  return out;
+}
+
+void MucService::sendError(const xml::Element& stanza, const std::string& type,
+                           const std::string& cond, const std::string& text) {
+  if (stanza.attr("type") == "error") return;  // never answer an error with an error
+  send(xmpp::errorReply(stanza, type, cond, text));
+}
+
+// --- dispatch ------------------------------------------------------------------------------
+
+void MucService::handle(xml::Element stanza) {
+  auto to = xmpp::Jid::parse(stanza.attr("to"));
+  if (!to || stanza.attr("from").empty()) {
+    sendError(stanza, "modify", "jid-malformed", "The address is not a valid JID.");
+    return;
+  }
+  if (to->local.empty()) {
+    if (stanza.name() == "iq") {
+      onServiceIq(stanza);
+    } else if (stanza.name() == "message" || stanza.attr("type") == "probe") {
+      sendError(stanza, "cancel", "feature-not-implemented");
+    }
+    return;
+  }
+  const std::string name = to->local;
+  if (!active_ || !owns_(name)) {
+    sendError(stanza, "wait", "service-unavailable",
+              active_ ? "Room " + name + "@" + options_.service + " is served by another chat "
+                            "server; try again in a moment."
+                      : "Chat server " + options_.server + " is not on the active server list.");
+    return;
+  }
+  auto& slot = rooms_[name];
+  if (!slot) {
+    slot = std::make_unique<Room>();
+    slot->rec.name = name;
+  }
+  Room& room = *slot;
+  if (!room.loaded) {
+    if (room.waiting.size() >= 1000) {
+      sendError(stanza, "wait", "resource-constraint", "The room is still loading.");
+      return;
+    }
+    room.waiting.push_back(std::move(stanza));
+    if (room.waiting.size() == 1) loadRoom(name);
+    return;
+  }
+  dispatch(room, std::move(stanza));
+}
+
+void MucService::dispatch(Room& room, xml::Element stanza) {
+  auto to = xmpp::Jid::parse(stanza.attr("to"));
+  const std::string nick = to ? to->resource : "";
+  if (stanza.name() == "presence") {
+    onPresence(room, stanza, nick);
+  } else if (stanza.name() == "message") {
+    onMessage(room, stanza, nick);
+  } else if (stanza.name() == "iq") {
+    if (!nick.empty()) {
+      sendError(stanza, "cancel", "feature-not-implemented",
+                "Queries to occupants are not relayed.");
+    } else {
+      onRoomIq(room, stanza);
+    }
+  }
+}
+
+void MucService::loadRoom(const std::string& name) {
+  auto alive = alive_;
+  db_.read([this, alive, name](Result<store::Connection*> c) -> std::function<void()> {
+    Status st;
+    std::optional<RoomRecord> rec;
+    std::optional<Category> cat;
+    if (!c) {
+      st = c.error();
+    } else {
+      auto r = chat::loadRoom(**c, name);
+      if (!r) {
+        st = r.error();
+      } else {
+        rec = *r;
+        auto k = findCategory(**c, rec ? rec->category : kDefaultCategory);
+        if (!k) st = k.error();
+        else cat = *k;
+      }
+    }
+    return [this, alive, name, st, rec, cat]() {
+      if (!*alive) return;
+      auto it = rooms_.find(name);
+      if (it == rooms_.end()) return;
+      Room& room = *it->second;
+      auto waiting = std::move(room.waiting);
+      room.waiting.clear();
+      if (!st.isOk()) {
+        spdlog::warn("room {}: cannot load from the chat store: {}", name, st.message());
+        rooms_.erase(it);
+        for (const auto& s : waiting) {
+          sendError(s, "wait", "internal-server-error", "The chat store is unavailable.");
+        }
+        return;
+      }
+      room.loaded = true;
+      room.exists = rec.has_value();
+      if (rec) room.rec = *rec;
+      room.category = cat ? *cat : Category{kDefaultCategory, "", {}, {}};
+      for (auto& s : waiting) {
+        auto again = rooms_.find(name);
+        if (again == rooms_.end() || again->second.get() != &room) break;
+        dispatch(room, std::move(s));
+      }
+      if (!room.exists && room.occupants.empty()) rooms_.erase(name);
+    };
+  });
+}
+
+// --- affiliations and roles ----------------------------------------------------------------
+
+std::string MucService::affiliationOf(const Room& room, const std::string& bare) const {
+  auto it = room.rec.affiliations.find(bare);
+  return it == room.rec.affiliations.end() ? "none" : it->second;
+}
+
+std::string MucService::roleFor(const Room& room, const std::string& aff) const {
+  if (aff == "owner" || aff == "admin") return "moderator";
+  if (aff == "member" || !room.rec.config.moderated) return "participant";
+  return "visitor";
+}
+
+void MucService::persistRoom(const Room& room) {
+  RoomRecord rec = room.rec;
+  db_.write([rec](Result<store::Connection*> c) -> std::function<void()> {
+    Status st = c ? saveRoom(**c, rec) : c.error();
+    if (!st) spdlog::error("room {}: saving its configuration failed: {}", rec.name, st.message());
+    return {};
+  });
+}
+
+void MucService::persistAffiliation(const Room& room, const std::string& jid,
+                                    const std::string& aff) {
+  std::string name = room.rec.name;
+  db_.write([name, jid, aff](Result<store::Connection*> c) -> std::function<void()> {
+    Status st = c ? setAffiliation(**c, name, jid, aff) : c.error();
+    if (!st) spdlog::error("room {}: saving affiliation of {} failed: {}", name, jid, st.message());
+    return {};
+  });
+}
+
+// --- presence ------------------------------------------------------------------------------
+
+void MucService::onPresence(Room& room, const xml::Element& p, const std::string& nick) {
+  const std::string from = p.attr("from");
+  const std::string type = p.attr("type");
+  auto current = room.nick_of.find(from);
+  if (type == "unavailable") {
+    if (current != room.nick_of.end()) {
+      leave(room, from, p.childText("status"), {});
+      if (room.exists && room.occupants.empty() && !room.rec.config.persistent) {
+        destroyRoom(room, "", "");
+      }
+    }
+    return;
+  }
+  if (!type.empty()) return;  // error, probe, subscriptions: nothing to do for a room
+  if (nick.empty()) {
+    sendError(p, "modify", "jid-malformed", "Join a room as room@service/nickname.");
+    return;
+  }
+  if (current != room.nick_of.end()) {
+    if (current->second != nick) {
+      sendError(p, "cancel", "not-acceptable", "Changing nickname is not supported; rejoin.");
+      return;
+    }
+    Occupant& o = room.occupants[nick];  // presence update (show/status)
+    o.status.clear();
+    for (const auto& ch : p.children()) {
+      if (ch.name() == "show" || ch.name() == "status") o.status.push_back(ch);
+    }
+    broadcastPresence(room, o, {}, false);
+    return;
+  }
+  join(room, p, nick);
+}
+
+void MucService::join(Room& room, const xml::Element& p, const std::string& nick) {
+  const std::string from = p.attr("from");
+  const std::string bare = bareOf(from);
+  if (!validNick(nick, options_.limits.max_nick_bytes)) {
+    sendError(p, "modify", "jid-malformed", "That nickname is not allowed.");
+    return;
+  }
+  bool created = false;
+  if (!room.exists) {
+    if (!principalMatches(room.category.creators, bare)) {
+      sendError(p, "cancel", "not-allowed",
+                "You may not create rooms in category " + room.category.name + ".");
+      return;
+    }
+    room.exists = true;
+    room.locked = true;  // XEP-0045 §10.1: locked until the owner configures it
+    room.rec.category = room.category.name;
+    room.rec.affiliations[bare] = "owner";
+    created = true;
+    RoomRecord rec = room.rec;
+    db_.write([rec](Result<store::Connection*> c) -> std::function<void()> {
+      auto r = c ? createRoom(**c, rec) : Result<bool>(fail(c.error()));
+      if (!r) spdlog::error("room {}: creating it in the chat store failed: {}", rec.name,
+                            r.error().message());
+      return {};
+    });
+  }
+  const std::string aff = affiliationOf(room, bare);
+  if (aff == "outcast") {
+    sendError(p, "auth", "forbidden", "You are banned from this room.");
+    return;
+  }
+  if (room.locked && aff != "owner") {
+    sendError(p, "cancel", "item-not-found", "The room is not configured yet.");
+    return;
+  }
+  if (room.rec.config.members_only && aff == "none") {
+    sendError(p, "auth", "registration-required", "This room is members-only.");
+    return;
+  }
+  if (aff == "none" && !principalMatches(room.category.members, bare)) {
+    sendError(p, "auth", "forbidden",
+              "Category " + room.rec.category + " does not let you join its rooms.");
+    return;
+  }
+  auto taken = room.occupants.find(nick);
+  if (taken != room.occupants.end() && taken->second.bare != bare) {
+    sendError(p, "cancel", "conflict", "That nickname is in use.");
+    return;
+  }
+  size_t limit = options_.limits.max_occupants_per_room;
+  if (room.rec.config.max_users > 0) limit = std::min(limit, size_t(room.rec.config.max_users));
+  if (taken == room.occupants.end() && room.occupants.size() >= limit) {
+    sendError(p, "wait", "service-unavailable", "The room is full.");
+    return;
+  }
+  bool first_session = taken == room.occupants.end();
+  Occupant& o = room.occupants[nick];
+  o.nick = nick;
+  o.bare = bare;
+  o.role = roleFor(room, aff);
+  o.sessions.insert(from);
+  o.history_pending = true;
+  o.status.clear();
+  for (const auto& ch : p.children()) {
+    if (ch.name() == "show" || ch.name() == "status") o.status.push_back(ch);
+  }
+  room.nick_of[from] = nick;
+  // 1. Existing occupants to the joiner.
+  for (const auto& [other_nick, other] : room.occupants) {
+    if (other_nick != nick) sendRoomPresence(room, other, from, false, {}, false);
+  }
+  // 2. The joiner to everyone else (on its first session), then self-presence.
+  if (first_session) {
+    for (const auto& [other_nick, other] : room.occupants) {
+      if (other_nick == nick) continue;
+      for (const auto& s : other.sessions) sendRoomPresence(room, o, s, false, {}, false);
+    }
+  }
+  std::vector<int> codes{100, 170};  // non-anonymous, logged (MAM)
+  if (created) codes.push_back(201);
+  sendRoomPresence(room, o, from, true, codes, false);
+  // 3. History, then 4. subject.
+  size_t max_stanzas = 20;
+  std::optional<int64_t> since;
+  if (const auto* x = p.child("x", kNsMuc)) {
+    if (const auto* h = x->child("history")) {
+      if (h->hasAttr("maxstanzas")) max_stanzas = std::strtoul(h->attr("maxstanzas").c_str(), nullptr, 10);
+      if (h->hasAttr("seconds")) {
+        since = nowMicros() - int64_t(std::strtoll(h->attr("seconds").c_str(), nullptr, 10)) * 1000000;
+      }
+      if (h->hasAttr("since")) since = parseTimestamp(h->attr("since"));
+      if (h->hasAttr("maxchars") && h->attr("maxchars") == "0") max_stanzas = 0;
+    }
+  }
+  max_stanzas = std::min(max_stanzas, options_.limits.max_history_stanzas);
+  sendHistoryAndSubject(room, nick, from, created ? 0 : max_stanzas, since);
+}
+
+void MucService::sendHistoryAndSubject(Room& room, const std::string& nick,
+                                       const std::string& full, size_t max_stanzas,
+                                       std::optional<int64_t> since_us) {
+  auto alive = alive_;
+  std::string name = room.rec.name;
+  auto finish = [this, alive, name, nick, full](std::vector<StoredMessage> history) {
+    if (!*alive) return;
+    auto it = rooms_.find(name);
+    if (it == rooms_.end()) return;
+    Room& r = *it->second;
+    auto o = r.occupants.find(nick);
+    if (o == r.occupants.end() || !o->second.sessions.count(full)) return;
+    for (const auto& m : history) {
+      // The stored stanza plus <delay/> (XEP-0203), addressed to the joiner.
+      std::string s = m.stanza;
+      size_t close = s.rfind("</message>");
+      std::string delay = "<delay xmlns='urn:xmpp:delay' from='" + roomJid(r) + "' stamp='" +
+                          formatTimestamp(m.ts_us) + "'/>";
+      if (close == std::string::npos) continue;
+      s.insert(close, delay);
+      s.insert(std::string("<message").size(), " to=\"" + xml::escape(full) + "\"");
+      send_(std::move(s));
+    }
+    xml::Element subject("message");
+    subject.setAttr("from", roomJid(r) + (r.rec.subject_nick.empty() ? "" : "/" + r.rec.subject_nick));
+    subject.setAttr("to", full);
+    subject.setAttr("type", "groupchat");
+    subject.setAttr("id", xmpp::newId());
+    subject.addChild(xml::Element("subject")).addText(r.rec.subject);
+    send(subject);
+    o->second.history_pending = false;
+    for (auto& s : o->second.buffered) send_(std::move(s));
+    o->second.buffered.clear();
+  };
+  if (max_stanzas == 0) {
+    finish({});
+    return;
+  }
+  db_.read([finish, name, max_stanzas, since_us](Result<store::Connection*> c)
+               -> std::function<void()> {
+    std::vector<StoredMessage> history;
+    if (c) {
+      auto h = recentHistory(**c, name, max_stanzas, since_us);
+      if (h) history = std::move(*h);
+      else spdlog::warn("room {}: history on join unavailable: {}", name, h.error().message());
+    }
+    return [finish, history = std::move(history)]() mutable { finish(std::move(history)); };
+  });
+}
+
+void MucService::sendRoomPresence(const Room& room, const Occupant& who, const std::string& to,
+                                  bool self, const std::vector<int>& extra_codes,
+                                  bool unavailable) {
+  xml::Element p("presence");
+  p.setAttr("from", roomJid(room) + "/" + who.nick);
+  p.setAttr("to", to);
+  if (unavailable) p.setAttr("type", "unavailable");
+  for (const auto& s : who.status) p.addChild(s);
+  auto& x = p.addChild(xml::Element("x", kNsMucUser));
+  auto& item = x.addChild(xml::Element("item"));
+  item.setAttr("affiliation", affiliationOf(room, who.bare));
+  item.setAttr("role", unavailable ? "none" : who.role);
+  if (!who.sessions.empty()) item.setAttr("jid", *who.sessions.begin());  // non-anonymous room
+  std::vector<int> codes = extra_codes;
+  if (self) codes.insert(codes.begin(), 110);
+  for (int c : codes) x.addChild(xml::Element("status")).setAttr("code", std::to_string(c));
+  send(p);
+}
+
+void MucService::broadcastPresence(const Room& room, const Occupant& who,
+                                   const std::vector<int>& codes, bool unavailable) {
+  for (const auto& [nick, other] : room.occupants) {
+    for (const auto& s : other.sessions) {
+      bool self = nick == who.nick;
+      sendRoomPresence(room, who, s, self, codes, unavailable);
+    }
+  }
+}
+
+void MucService::leave(Room& room, const std::string& full_jid, const std::string& status_text,
+                       const std::vector<int>& codes, const std::string& actor_reason) {
+  auto it = room.nick_of.find(full_jid);
+  if (it == room.nick_of.end()) return;
+  std::string nick = it->second;
+  room.nick_of.erase(it);
+  auto o = room.occupants.find(nick);
+  if (o == room.occupants.end()) return;
+  Occupant& occ = o->second;
+  if (!status_text.empty() || !actor_reason.empty()) {
+    occ.status.clear();
+    xml::Element st("status");
+    st.addText(status_text.empty() ? actor_reason : status_text);
+    occ.status.push_back(st);
+  }
+  if (occ.sessions.size() > 1) {
+    sendRoomPresence(room, occ, full_jid, true, codes, true);
+    occ.sessions.erase(full_jid);
+    return;
+  }
+  // Last session: everyone (the leaver included, with 110) sees the occupant go.
+  broadcastPresence(room, occ, codes, true);
+  room.occupants.erase(o);
+}
+
+void MucService::evict(Room& room, int code, const std::string& why) {
+  std::vector<std::string> sessions;
+  for (const auto& [full, nick] : room.nick_of) sessions.push_back(full);
+  for (const auto& full : sessions) leave(room, full, why, {code});
+}
+
+void MucService::setOwnership(OwnerCheck owns, bool active) {
+  owns_ = std::move(owns);
+  active_ = active;
+  std::vector<std::string> gone;
+  for (auto& [name, room] : rooms_) {
+    if (!active_ || !owns_(name)) gone.push_back(name);
+  }
+  for (const auto& name : gone) {
+    Room& room = *rooms_[name];
+    // 332: removed because of a system shutdown; the room now lives on another server.
+    evict(room, 332, "This room moved to another chat server; rejoin.");
+    for (const auto& s : room.waiting) {
+      sendError(s, "wait", "service-unavailable", "The room moved to another chat server.");
+    }
+    rooms_.erase(name);
+  }
+  if (!gone.empty()) spdlog::info("released {} room(s) this server no longer owns", gone.size());
+}
+
+void MucService::destroyRoom(Room& room, const std::string& reason, const std::string& alternate) {
+  std::vector<std::string> sessions;
+  for (const auto& [full, nick] : room.nick_of) sessions.push_back(full);
+  for (const auto& full : sessions) {
+    auto occ = room.occupants.find(room.nick_of[full]);
+    if (occ == room.occupants.end()) continue;
+    xml::Element p("presence");
+    p.setAttr("from", roomJid(room) + "/" + occ->first);
+    p.setAttr("to", full);
+    p.setAttr("type", "unavailable");
+    auto& x = p.addChild(xml::Element("x", kNsMucUser));
+    auto& item = x.addChild(xml::Element("item"));
+    item.setAttr("affiliation", "none");
+    item.setAttr("role", "none");
+    auto& d = x.addChild(xml::Element("destroy"));
+    if (!alternate.empty()) d.setAttr("jid", alternate);
+    if (!reason.empty()) d.addChild(xml::Element("reason")).addText(reason);
+    send(p);
+  }
+  std::string name = room.rec.name;
+  db_.write([name](Result<store::Connection*> c) -> std::function<void()> {
+    Status st = c ? deleteRoom(**c, name) : c.error();
+    if (!st) spdlog::error("room {}: deleting it from the chat store failed: {}", name, st.message());
+    return {};
+  });
+  rooms_.erase(name);
+}
+
+}  // namespace tandem::chat
