@@ -133,6 +133,15 @@ const std::vector<std::string>& roleKeys(PoolRole role) {
   return kFrontendKeys;
 }
 
+std::string aPool(PoolRole role) {
+  switch (role) {
+    case PoolRole::kFrontend: return "a front-end pool";
+    case PoolRole::kChat: return "a chat pool";
+    case PoolRole::kEdge: return "an edge pool";
+  }
+  return "a pool";
+}
+
 // Reports keys that belong to another role (e.g. `next_hop` on a front-end pool).
 void checkRoleKeys(const MapReader& r, const Pool& pool, ProblemSink& sink) {
   const auto& own = roleKeys(pool.role);
@@ -141,9 +150,8 @@ void checkRoleKeys(const MapReader& r, const Pool& pool, ProblemSink& sink) {
     for (const auto& key : roleKeys(other)) {
       if (std::find(own.begin(), own.end(), key) != own.end() || !r.has(key)) continue;
       sink.add(r.keyLine(key), "key-not-for-role",
-               "key `" + key + "` does not apply to " + r.subject() + ", a " +
-                   poolRoleName(pool.role) + " pool; it belongs to " + poolRoleName(other) +
-                   " pools");
+               "key `" + key + "` does not apply to " + r.subject() + ", " +
+                   aPool(pool.role) + "; it belongs to " + aPool(other) + "s");
     }
   }
 }
@@ -216,6 +224,7 @@ Pool readPool(const YAML::Node& node, ProblemSink& sink) {
     sink.add(pool.line, "missing-key", r.subject() + " has no `servers`; list at least one");
   }
 
+  pool.role_known = role_known;
   std::vector<std::string> allowed = kCommonPoolKeys;
   if (role_known) {
     allowed.insert(allowed.end(), roleKeys(pool.role).begin(), roleKeys(pool.role).end());
@@ -298,6 +307,27 @@ void readDocument(const YAML::Node& root, Topology& t, ProblemSink& sink) {
   r.finish({"domain", "sites", "stores", "pools", "users", "rooms"});
 }
 
+// yaml-cpp's messages name parser states; say what the operator probably did.
+std::string syntaxMessage(const std::string& yaml_msg) {
+  static const std::pair<const char*, const char*> kHints[] = {
+      {"end of map flow not found", "a `{` opened above is not closed with `}`"},
+      {"end of sequence flow not found", "a `[` opened above is not closed with `]`"},
+      {"end of map not found", "a line is indented differently from the keys beside it"},
+      {"end of sequence not found", "a line is indented differently from the items beside it"},
+      {"illegal map value", "a `:` is where no key can start (check the indentation, and "
+                            "quote values that contain `: `)"},
+      {"illegal block entry", "a `- ` item is where none can be (check the indentation, "
+                              "and any `{` or `[` left open above)"},
+      {"referenced anchor is not defined", "an alias (`*name`) refers to no `&name` above"},
+  };
+  for (const auto& [needle, hint] : kHints) {
+    if (yaml_msg.find(needle) != std::string::npos) {
+      return "the file is not valid YAML (" + yaml_msg + "): " + hint;
+    }
+  }
+  return "the file is not valid YAML: " + yaml_msg;
+}
+
 void sortByLine(std::vector<Problem>& problems) {
   std::stable_sort(problems.begin(), problems.end(),
                    [](const Problem& a, const Problem& b) { return a.line < b.line; });
@@ -314,7 +344,7 @@ LoadResult parseTopology(const std::string& text, const std::string& file) {
     docs = YAML::LoadAll(text);
   } catch (const YAML::Exception& e) {
     int line = e.mark.is_null() || e.mark.line < 0 ? 0 : e.mark.line + 1;
-    sink.add(line, "yaml-syntax", "the file is not valid YAML: " + e.msg);
+    sink.add(line, "yaml-syntax", syntaxMessage(e.msg));
   } catch (const std::exception& e) {
     sink.add(0, "yaml-syntax", std::string("the file is not valid YAML: ") + e.what());
   }

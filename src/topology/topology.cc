@@ -116,7 +116,7 @@ nlohmann::json orNull(const std::string& s) {
 nlohmann::json poolJson(const Pool& p) {
   nlohmann::json j;
   j["fqdn"] = p.fqdn;
-  j["role"] = poolRoleName(p.role);
+  j["role"] = p.role_known ? nlohmann::json(poolRoleName(p.role)) : nlohmann::json(nullptr);
   j["site"] = p.site;
   switch (p.role) {
     case PoolRole::kFrontend:

@@ -62,6 +62,9 @@ enum class PoolRole { kFrontend, kChat, kEdge };
 struct Pool {
   std::string fqdn;
   PoolRole role = PoolRole::kFrontend;
+  // False when the file gave no valid role (already reported): `role` is then a placeholder
+  // and rules that depend on this pool's role are skipped.
+  bool role_known = true;
   std::string site;
   std::vector<Server> servers;
   // frontend

@@ -43,6 +43,9 @@ class Checker {
 std::string subjectOf(const Store& s);
 std::string subjectOf(const Pool& p);
 std::string subjectOf(const Site& s);
+// "a front-end pool", "a chat pool", "an edge pool"; and without article "front-end".
+std::string aPoolOfRole(PoolRole role);
+std::string roleWord(PoolRole role);
 
 // Rule families.
 void checkNames(Checker& c);      // domain, names, duplicates, addresses, low_latency_to

@@ -55,6 +55,13 @@ std::string subjectOf(const Pool& p) {
 }
 std::string subjectOf(const Site& s) { return "site `" + s.name + "`"; }
 
+std::string roleWord(PoolRole role) {
+  return role == PoolRole::kFrontend ? "front-end" : poolRoleName(role);
+}
+std::string aPoolOfRole(PoolRole role) {
+  return std::string(role == PoolRole::kEdge ? "an " : "a ") + roleWord(role) + " pool";
+}
+
 // ---- Syntax ----------------------------------------------------------------------------------
 
 bool isDnsName(const std::string& name) {

@@ -40,13 +40,14 @@ void checkStoreOfPool(Checker& c, const Pool& p) {
           "store of " + subjectOf(p));
     return;
   }
-  if (const Store* principal = t.principalOf(s->name)) {
+  const Store* principal = t.principalOf(s->name);
+  if (principal != nullptr && principal != s) {  // a store mirroring itself: mirror-self
     c.add(line, "store-is-mirror",
           "store `" + s->name + "` is the mirror of `" + principal->name + "`; " + subjectOf(p) +
               " must use the principal (`" + principal->name + "`)");
   }
   for (const auto& other : t.stores) {
-    if (other.log_shipping && other.log_shipping->to == s->name) {
+    if (other.log_shipping && other.log_shipping->to == s->name && other.name != s->name) {
       c.add(line, "store-is-backup",
             "store `" + s->name + "` is the log-shipping backup of `" + other.name +
                 "` (a restoring standby); " + subjectOf(p) + " needs a writable store");
@@ -64,12 +65,12 @@ void checkStoreOfPool(Checker& c, const Pool& p) {
 void checkSharedStores(Checker& c) {
   std::map<std::pair<std::string, PoolRole>, const Pool*> user_of;
   for (const auto& p : c.topology().pools) {
-    if (p.store.empty() || p.role == PoolRole::kEdge) continue;
+    if (p.store.empty() || !p.role_known || p.role == PoolRole::kEdge) continue;
     auto [it, inserted] = user_of.emplace(std::make_pair(p.store, p.role), &p);
     if (!inserted) {
       c.add(lineOf(p.key_lines, "store", p.line), "store-shared",
             "store `" + p.store + "` is already the store of " + subjectOf(*it->second) +
-                "; two " + poolRoleName(p.role) + " pools cannot share one store");
+                "; two " + roleWord(p.role) + " pools cannot share one store");
     }
   }
 }
@@ -84,10 +85,11 @@ void checkPairing(Checker& c, const Pool& p) {
   }
   const Pool* b = c.pool(p.backup_pool, "backup_pool", subjectOf(p), line);
   if (b == nullptr) return;
+  if (!b->role_known) return;
   if (b->role != PoolRole::kFrontend) {
     c.add(line, "pairing-not-frontend",
-          "backup pool `" + b->fqdn + "` of " + subjectOf(p) + " is a " +
-              poolRoleName(b->role) + " pool; only front-end pools can be paired");
+          "backup pool `" + b->fqdn + "` of " + subjectOf(p) + " is " +
+              aPoolOfRole(b->role) + "; only front-end pools can be paired");
     return;
   }
   if (!p.site.empty() && b->site == p.site) {
@@ -130,6 +132,7 @@ void checkPools(Checker& c) {
   for (const auto& p : c.topology().pools) {
     c.site(p.site, "site", subjectOf(p), lineOf(p.key_lines, "site", p.line));
     checkServers(c, p);
+    if (!p.role_known) continue;
     if (p.role != PoolRole::kEdge) checkStoreOfPool(c, p);
     if (p.role == PoolRole::kFrontend && !p.backup_pool.empty()) checkPairing(c, p);
   }

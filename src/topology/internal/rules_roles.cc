@@ -18,19 +18,19 @@ void checkEdgeLinks(Checker& c, const Pool& p) {
   if (p.role == PoolRole::kEdge) {
     int line = lineOf(p.key_lines, "next_hop", p.line);
     const Pool* hop = c.pool(p.next_hop, "next_hop", subjectOf(p), line);
-    if (hop != nullptr && hop->role != PoolRole::kFrontend) {
+    if (hop != nullptr && hop->role_known && hop->role != PoolRole::kFrontend) {
       c.add(line, "next-hop-not-frontend",
-            "next hop `" + hop->fqdn + "` of " + subjectOf(p) + " is a " +
-                poolRoleName(hop->role) + " pool; an edge hands traffic to a front-end pool");
+            "next hop `" + hop->fqdn + "` of " + subjectOf(p) + " is " +
+                aPoolOfRole(hop->role) + "; an edge hands traffic to a front-end pool");
     }
   }
   if (p.role == PoolRole::kFrontend && !p.edge_pool.empty()) {
     int line = lineOf(p.key_lines, "edge_pool", p.line);
     const Pool* edge = c.pool(p.edge_pool, "edge_pool", subjectOf(p), line);
-    if (edge != nullptr && edge->role != PoolRole::kEdge) {
+    if (edge != nullptr && edge->role_known && edge->role != PoolRole::kEdge) {
       c.add(line, "edge-pool-not-edge",
-            "`edge_pool` of " + subjectOf(p) + " names `" + edge->fqdn + "`, a " +
-                poolRoleName(edge->role) + " pool; it must name an edge pool");
+            "`edge_pool` of " + subjectOf(p) + " names `" + edge->fqdn + "`, " +
+                aPoolOfRole(edge->role) + "; it must name an edge pool");
     }
   }
 }
@@ -78,7 +78,8 @@ void checkChatBackup(Checker& c, const Pool& p, const Store* primary) {
           subjectOf(p) + " has backup store `" + backup->name + "` but its store `" +
               primary->name + "` has no `log_shipping`; add `log_shipping: {to: " +
               backup->name + ", share: share/" + primary->name + "}` to `" + primary->name + "`");
-  } else if (primary->log_shipping->to != backup->name) {
+  } else if (primary->log_shipping->to != backup->name &&
+             primary->log_shipping->to != primary->name) {  // log-shipping-self said it
     c.add(line, "chat-backup-log-shipping-mismatch",
           "backup store of " + subjectOf(p) + " is `" + backup->name + "` but its store `" +
               primary->name + "` ships its logs to `" + primary->log_shipping->to +
@@ -159,10 +160,10 @@ void checkChat(Checker& c, const Pool& p) {
   const Topology& t = c.topology();
   int fe_line = lineOf(p.key_lines, "frontend_pool", p.line);
   const Pool* fe = c.pool(p.frontend_pool, "frontend_pool", subjectOf(p), fe_line);
-  if (fe != nullptr && fe->role != PoolRole::kFrontend) {
+  if (fe != nullptr && fe->role_known && fe->role != PoolRole::kFrontend) {
     c.add(fe_line, "chat-frontend-not-frontend",
-          "`frontend_pool` of " + subjectOf(p) + " names `" + fe->fqdn + "`, a " +
-              poolRoleName(fe->role) + " pool; chat servers attach to a front-end pool");
+          "`frontend_pool` of " + subjectOf(p) + " names `" + fe->fqdn + "`, " +
+              aPoolOfRole(fe->role) + "; chat servers attach to a front-end pool");
   }
   const Store* primary = p.store.empty() ? nullptr : t.findStore(p.store);
   if (!p.backup_store.empty()) checkChatBackup(c, p, primary);
@@ -175,13 +176,15 @@ void checkUsersAndRooms(Checker& c) {
   for (const auto& u : t.users) {
     int line = lineOf(u.key_lines, "pool", u.line);
     const Pool* p = c.pool(u.pool, "pool", "user `" + u.name + "`", line);
-    if (p != nullptr && p->role != PoolRole::kFrontend) {
+    if (p != nullptr && p->role_known && p->role != PoolRole::kFrontend) {
       c.add(line, "user-pool-not-frontend",
-            "user `" + u.name + "` has home pool `" + p->fqdn + "`, a " +
-                poolRoleName(p->role) + " pool; a home pool must be a front-end pool");
+            "user `" + u.name + "` has home pool `" + p->fqdn + "`, " +
+                aPoolOfRole(p->role) + "; a home pool must be a front-end pool");
     }
   }
-  if (!t.rooms.empty() && t.poolsWithRole(PoolRole::kChat).empty()) {
+  bool all_roles_known = std::all_of(t.pools.begin(), t.pools.end(),
+                                     [](const Pool& p) { return p.role_known; });
+  if (!t.rooms.empty() && all_roles_known && t.poolsWithRole(PoolRole::kChat).empty()) {
     c.add(lineOf(t.key_lines, "rooms", 0), "rooms-without-chat-pool",
           "the topology lists rooms but has no chat pool to hold them; add a chat pool or "
           "remove `rooms`");
@@ -192,6 +195,7 @@ void checkUsersAndRooms(Checker& c) {
 
 void checkRoles(Checker& c) {
   for (const auto& p : c.topology().pools) {
+    if (!p.role_known) continue;
     checkEdgeLinks(c, p);
     if (p.role == PoolRole::kChat) checkChat(c, p);
   }
