@@ -30,7 +30,7 @@ nlohmann::json Persisted::toJson() const {
           {"partner", partner},   {"principal", principal},
           {"synchronous", synchronous}, {"mirror_removed", mirror_removed},
           {"timeline", timeline}, {"ls_from", ls_from},
-          {"ls_removed", ls_removed}};
+          {"ls_removed", ls_removed}, {"self_fenced", self_fenced}};
 }
 
 Persisted Persisted::fromJson(const nlohmann::json& j) {
@@ -44,6 +44,7 @@ Persisted Persisted::fromJson(const nlohmann::json& j) {
   p.timeline = j.value("timeline", 0);
   p.ls_from = j.value("ls_from", "");
   p.ls_removed = j.value("ls_removed", false);
+  p.self_fenced = j.value("self_fenced", false);
   return p;
 }
 
@@ -323,10 +324,11 @@ Status Agent::promoteLocked(std::string* outcome) {
   return Status::ok();
 }
 
-Status Agent::fenceLocked(const std::string& why) {
+Status Agent::fenceLocked(const std::string& why, bool by_monitor) {
   Persisted p = persisted();
   TANDEM_RETURN_IF_ERROR(pg_->stop());
   p.role = kFenced;
+  p.self_fenced = by_monitor;
   TANDEM_RETURN_IF_ERROR(persist(p));
   spdlog::warn("store `{}`: fenced ({})", self_.name, why);
   return Status::ok();
@@ -376,7 +378,7 @@ Result<nlohmann::json> Agent::promote() {
 Result<nlohmann::json> Agent::fence() {
   std::lock_guard op(op_mu_);
   if (self_.witness_only) return fail(failedPrecondition("`" + self_.name + "` is a witness; it has no database to fence"));
-  SQLAGENT_TRY(fenceLocked("requested by an operator"));
+  SQLAGENT_TRY(fenceLocked("requested by an operator", false));
   return nlohmann::json{{"ok", true}, {"outcome", "fenced store `" + self_.name + "` (PostgreSQL stopped; no client can connect)"}};
 }
 
@@ -388,11 +390,19 @@ Result<nlohmann::json> Agent::rejoin(const std::string& principal) {
 
 // ---- mirror install / become / remove -----------------------------------------------------------
 
+bool Agent::isStreamingFrom(const std::string& principal) {
+  auto c = pg_->connect();
+  if (!c) return false;
+  auto r = (*c)->exec("SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming' AND sender_host = $1",
+                      {addressOf(principal)});
+  return r && !r->rows.empty();
+}
+
 Result<nlohmann::json> Agent::becomeMirror(const std::string& principal) {
   std::lock_guard op(op_mu_);
   if (self_.witness_only) return fail(failedPrecondition("`" + self_.name + "` is a witness"));
   Persisted p = persisted();
-  if (p.role == kMirror && p.principal == principal && pg_->isRunning()) {
+  if (p.role == kMirror && p.principal == principal && isStreamingFrom(principal)) {
     return nlohmann::json{{"ok", true}, {"outcome", "store `" + self_.name + "` already mirrors `" + principal + "`"}};
   }
   if ((p.role == kPrincipal || p.role == kStandalone) && pg_->isRunning()) {

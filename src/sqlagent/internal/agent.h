@@ -51,6 +51,7 @@ struct Persisted {
   int timeline = 0;
   std::string ls_from;           // backup store: the primary store it restores from
   bool ls_removed = false;       // /log-shipping/remove: copy and restore jobs off
+  bool self_fenced = false;      // Fenced by the monitor (rule 2), not by an operator: may unfence
   nlohmann::json toJson() const;
   static Persisted fromJson(const nlohmann::json& j);
 };
@@ -133,7 +134,8 @@ class Agent {
   Status startAsMirror(const std::string& principal, const std::atomic<bool>* stop);
   Status rejoinLocked(const std::string& principal);
   Status promoteLocked(std::string* outcome);
-  Status fenceLocked(const std::string& why);
+  Status fenceLocked(const std::string& why, bool by_monitor);
+  bool isStreamingFrom(const std::string& principal);
 
   // ---- monitor (monitor.cc) ----
   void observeLocal(Observed& o);

@@ -177,6 +177,7 @@ Status Agent::seedBackupStore(const std::string& from, const std::atomic<bool>* 
   fs::rename(tmp, pg_->pgdata(), ec);
   if (ec) return unavailable("cannot move the restored cluster into " + pg_->pgdata() + ": " + ec.message());
   spdlog::info("store `{}`: restored the latest full backup of `{}`", self_.name, from);
+  if (auto n = copyNewLogs(nullptr); !n) spdlog::warn("store `{}`: copy job: {}", self_.name, n.error().message());
   return Status::ok();
 }
 
@@ -228,7 +229,9 @@ Result<int> Agent::copyNewLogs(std::string* last) {
 
 void Agent::copyJobOnce() {
   Persisted p = persisted();
-  if (!bootstrapped_ || p.role != kBackupRestoring || p.ls_removed) return;
+  // Also during bootstrap: a freshly restored standby needs the logs after its backup to reach
+  // a consistent state (and pg_ctl start waits for that).
+  if (p.role != kBackupRestoring || p.ls_removed || p.ls_from.empty()) return;
   auto r = copyNewLogs(nullptr);
   if (!r) spdlog::warn("store `{}`: copy job: {}", self_.name, r.error().message());
 }

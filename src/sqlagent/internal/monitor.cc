@@ -198,7 +198,8 @@ void Agent::decide(const Observed& o, const Persisted& p) {
     if (p.role == kPrincipal && has_witness && o.pg_up &&
         partner_lost_for >= o_.partner_timeout && now - o.witness_last_contact >= o_.partner_timeout) {
       report(fenceLocked("lost mirror `" + p.partner + "` and witness `" + witnessName() + "` for " +
-                         std::to_string(seconds(partner_lost_for)) + " s"),
+                         std::to_string(static_cast<int>(seconds(partner_lost_for))) + " s",
+                         true),
              "fence");
     }
     return;
@@ -238,7 +239,8 @@ void Agent::decide(const Observed& o, const Persisted& p) {
   if (p.role == kFenced) {
     if (o.partner_reachable && o.partner_writable) {  // Rule 3
       report(rejoinLocked(p.partner), "automatic rejoin");
-    } else if (o.partner_reachable && !o.partner_writable && (!has_witness || o.witness_reachable)) {
+    } else if (p.self_fenced && o.partner_reachable && !o.partner_writable &&
+               (!has_witness || o.witness_reachable)) {
       Persisted q = p;  // Rule 4
       q.role = kPrincipal;
       report(persist(q), "persist");
