@@ -54,7 +54,9 @@ void checkStoreOfPool(Checker& c, const Pool& p) {
       break;
     }
   }
-  if (!p.site.empty() && !s->site.empty() && s->site != p.site) {
+  // An unknown site was reported as unknown-reference; comparing it would only add noise.
+  bool sites_known = t.findSite(p.site) != nullptr && t.findSite(s->site) != nullptr;
+  if (sites_known && s->site != p.site) {
     c.add(line, "store-other-site",
           subjectOf(p) + " is in site `" + p.site + "` but its store `" + s->name +
               "` is in `" + s->site + "`; a pool's store must be in the pool's site");

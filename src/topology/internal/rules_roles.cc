@@ -142,11 +142,11 @@ void checkActiveServers(Checker& c, const Pool& p, const Store* primary) {
                 owner->fqdn + "`; list only this pool's servers");
       continue;
     }
-    if (primary == nullptr || primary->site.empty() || s->site == primary->site) continue;
+    if (primary == nullptr || s->site == primary->site) continue;
     const Site* site = t.findSite(s->site);
-    bool near = site != nullptr && std::find(site->low_latency_to.begin(),
-                                             site->low_latency_to.end(),
-                                             primary->site) != site->low_latency_to.end();
+    if (site == nullptr || t.findSite(primary->site) == nullptr) continue;  // reported already
+    const auto& near_sites = site->low_latency_to;
+    bool near = std::find(near_sites.begin(), near_sites.end(), primary->site) != near_sites.end();
     if (!near) {
       c.add(line, "active-server-wrong-site",
             "active server `" + fqdn + "` of " + subjectOf(p) + " is in site `" + s->site +
