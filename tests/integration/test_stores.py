@@ -1,0 +1,281 @@
+"""SQL stores, agent side (issue #4): mirroring, witness failover, rejoin, fencing, log shipping.
+
+Each test starts real sqlagents (`tandemd --role sqlagent`) with real PostgreSQL 15 clusters on
+127.$TANDEM_TEST_NET.X.Y (stores_lib.StoreDeployment; `deploy up` is exercised by the deploy
+tests) and kills them with real `kill -9`. The partner timeout is shortened to 3 s through
+TANDEM_PARTNER_TIMEOUT_S so failovers fit in a test.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import psycopg2
+import pytest
+
+from stores_lib import StoreDeployment, addr, wait_until
+
+pytestmark = pytest.mark.skipif(
+    not __import__("os").path.exists("/usr/lib/postgresql/15/bin/pg_ctl"),
+    reason="PostgreSQL 15 is not installed")
+
+TIMEOUT_ENV = {"TANDEM_PARTNER_TIMEOUT_S": "3"}
+
+
+def mirrored(x: int) -> list[dict]:
+    return [
+        {"name": "sql1", "site": "Site1", "address": addr(x, 10), "mirror": "sql1m", "witness": "w1"},
+        {"name": "sql1m", "site": "Site1", "address": addr(x, 11)},
+        {"name": "w1", "site": "Site1", "address": addr(x, 12), "witness_only": True},
+    ]
+
+
+@pytest.fixture
+def stores(request):
+    made: list[StoreDeployment] = []
+
+    def make(topology: list[dict], env=None) -> StoreDeployment:
+        d = StoreDeployment(request.node.name[:40], topology, env)
+        made.append(d)
+        d.start_all()
+        return d
+
+    yield make
+    for d in made:
+        if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
+            for n in d.stores:
+                print(d.log_tail(n))
+        d.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)
+
+
+def connect(d: StoreDeployment, *names: str, rw: bool = True):
+    c = psycopg2.connect(d.dsn(*names, rw=rw))
+    c.autocommit = True
+    return c
+
+
+def role(d: StoreDeployment, name: str) -> str:
+    return d.status(name)["role"]
+
+
+class Writer(threading.Thread):
+    """Commits one row per transaction through the multi-host DSN; records every acknowledged id
+    and when it was acknowledged; reconnects after any error."""
+
+    def __init__(self, d: StoreDeployment, *names: str):
+        super().__init__(daemon=True)
+        self.d, self.names = d, names
+        self.acked: list[tuple[int, float]] = []
+        self.stop = threading.Event()
+        self.next_id = 0
+
+    def run(self):
+        conn = None
+        while not self.stop.is_set():
+            try:
+                if conn is None:
+                    conn = connect(self.d, *self.names)
+                i = self.next_id
+                self.next_id += 1
+                with conn.cursor() as cur:
+                    cur.execute("INSERT INTO acked(id) VALUES (%s)", (i,))
+                self.acked.append((i, time.monotonic()))
+            except psycopg2.Error:
+                try:
+                    if conn is not None:
+                        conn.close()
+                except psycopg2.Error:
+                    pass
+                conn = None
+                time.sleep(0.05)
+
+
+def test_mirrored_store_becomes_synchronized(stores):
+    d = stores(mirrored(3), TIMEOUT_ENV)
+    wait_until(lambda: d.status("sql1")["mirror_status"] == "SYNCHRONIZED", 120, "sql1 SYNCHRONIZED")
+    p, m = d.status("sql1"), d.status("sql1m")
+    assert (p["role"], m["role"]) == ("Principal", "Mirror")
+    assert p["partner"] == "sql1m" and m["partner"] == "sql1" and m["principal"] == "sql1"
+    assert p["synchronous"] and not p["in_recovery"] and m["in_recovery"]
+    wait_until(lambda: d.status("sql1m")["mirror_status"] == "SYNCHRONIZED", 10, "mirror sees SYNCHRONIZED")
+    assert d.call("w1", "GET", "/witness/status?store=sql1")["reachable"]
+    metrics = d.call("sql1", "GET", "/metrics")
+    assert 'tandem_store_role{role="Principal",store="sql1"} 1' in metrics
+    assert "tandem_store_replication_lag_bytes" in metrics
+
+
+def test_kill9_of_principal_loses_no_acknowledged_commit_and_old_principal_rejoins(stores):
+    d = stores(mirrored(4), TIMEOUT_ENV)
+    wait_until(lambda: d.status("sql1")["mirror_status"] == "SYNCHRONIZED", 120, "SYNCHRONIZED")
+    with connect(d, "sql1", "sql1m") as c, c.cursor() as cur:
+        cur.execute("CREATE TABLE acked(id bigint PRIMARY KEY)")
+    w = Writer(d, "sql1", "sql1m")
+    w.start()
+    wait_until(lambda: len(w.acked) > 200, 30, "writer running")
+    killed_at = time.monotonic()
+    d.kill9("sql1")  # agent and postgres, mid-stream
+    wait_until(lambda: role(d, "sql1m") == "Principal", 30, "automatic failover to sql1m")
+    wait_until(lambda: any(t > killed_at for _, t in w.acked), 30, "commits acknowledged again")
+    w.stop.set()
+    w.join(10)
+    with connect(d, "sql1m") as c, c.cursor() as cur:
+        cur.execute("SELECT id FROM acked")
+        present = {r[0] for r in cur.fetchall()}
+    missing = [i for i, _ in w.acked if i not in present]
+    assert not missing, f"{len(missing)} acknowledged commits lost: {missing[:10]}"
+    before = max(t for _, t in w.acked if t <= killed_at)
+    after = min(t for _, t in w.acked if t > killed_at)
+    print(f"unavailability {after - before:.2f} s with a 3 s partner timeout")
+    assert after - before < 15
+
+    # The old principal comes back: it must rejoin as mirror (never a second principal).
+    d.start("sql1")
+    wait_until(lambda: role(d, "sql1") == "Mirror" and
+               d.status("sql1m")["mirror_status"] == "SYNCHRONIZED", 90, "sql1 rejoined SYNCHRONIZED")
+    assert d.status("sql1")["principal"] == "sql1m"
+    with connect(d, "sql1", rw=False) as c, c.cursor() as cur:
+        cur.execute("SELECT pg_is_in_recovery()")
+        assert cur.fetchone()[0] is True
+
+
+def test_agent_restart_keeps_the_role_it_last_had(stores):
+    d = stores(mirrored(5), TIMEOUT_ENV)
+    wait_until(lambda: d.status("sql1")["mirror_status"] == "SYNCHRONIZED", 120, "SYNCHRONIZED")
+    d.call("sql1", "POST", "/fence", timeout=60)  # operator: fence sql1 ...
+    out = d.call("sql1m", "POST", "/promote", timeout=60)  # ... and promote the mirror
+    assert "promoted" in out["outcome"]
+    assert role(d, "sql1m") == "Principal"
+    d.kill9("sql1m", postgres=False)  # the agent only: PostgreSQL keeps serving
+    d.start("sql1m")
+    wait_until(lambda: role(d, "sql1m") == "Principal", 30, "sql1m back as Principal (agent.json)")
+    # The fenced old principal rejoins the new one by itself.
+    wait_until(lambda: role(d, "sql1") == "Mirror" and
+               d.status("sql1m")["mirror_status"] == "SYNCHRONIZED", 90, "sql1 rejoined")
+
+
+def test_isolated_principal_is_fenced_and_acknowledges_nothing(stores):
+    d = stores(mirrored(6), TIMEOUT_ENV)
+    wait_until(lambda: d.status("sql1")["mirror_status"] == "SYNCHRONIZED", 120, "SYNCHRONIZED")
+    with connect(d, "sql1") as c, c.cursor() as cur:
+        cur.execute("CREATE TABLE acked(id bigint PRIMARY KEY)")
+    # Isolate sql1: its mirror (agent + postgres) and the witness disappear.
+    d.kill9("sql1m")
+    d.kill9("w1")
+    acknowledged = []
+
+    errors = []
+
+    def write():
+        c = None
+        try:
+            c = connect(d, "sql1")
+            with c.cursor() as cur:
+                cur.execute("INSERT INTO acked VALUES (1)")
+                acknowledged.append(time.monotonic())
+        except psycopg2.Error as e:
+            errors.append(str(e))
+        finally:
+            if c is not None:
+                c.close()
+
+    t = threading.Thread(target=write, daemon=True)
+    t.start()
+    wait_until(lambda: role(d, "sql1") == "Fenced", 30, "sql1 fenced")
+    t.join(10)
+    assert not acknowledged, f"an isolated principal acknowledged a commit ({errors})"
+    with pytest.raises(psycopg2.OperationalError):
+        connect(d, "sql1")
+    # Partners back: the self-fenced principal serves again, mirror SYNCHRONIZED.
+    d.start("w1")
+    d.start("sql1m")
+    wait_until(lambda: role(d, "sql1") == "Principal" and
+               d.status("sql1")["mirror_status"] == "SYNCHRONIZED", 90, "sql1 unfenced")
+
+
+def log_shipped(x: int, y: int) -> list[dict]:
+    return [
+        {"name": "pc1", "site": "Site1", "address": addr(x, 20), "mirror": "pc1m",
+         "log_shipping": {"to": "pcb", "share": "share/pc1", "interval_s": 1}},
+        {"name": "pc1m", "site": "Site1", "address": addr(x, 21)},
+        {"name": "pcb", "site": "Site2", "address": addr(y, 20), "mirror": "pcbm"},
+        {"name": "pcbm", "site": "Site2", "address": addr(y, 21)},
+    ]
+
+
+def test_log_shipping_commit_on_primary_is_visible_on_backup_store_within_seconds(stores):
+    d = stores(log_shipped(7, 8))
+    wait_until(lambda: d.status("pcb")["pg_up"], 240, "pcb restoring")
+    assert role(d, "pcb") == "BackupRestoring" and role(d, "pcbm") == "Stopped"
+    with connect(d, "pc1", "pc1m") as c, c.cursor() as cur:
+        cur.execute("CREATE TABLE t(id int)")
+        wait_until(lambda: _count(d, "pcb", "SELECT count(*) FROM t") is not None, 30, "table on pcb")
+        cur.execute("INSERT INTO t VALUES (42)")
+        t0 = time.monotonic()
+    wait_until(lambda: _count(d, "pcb", "SELECT count(*) FROM t WHERE id = 42") == 1, 15, "row on pcb")
+    delay = time.monotonic() - t0
+    print(f"commit on pc1 visible on pcb after {delay:.2f} s")
+    st = d.call("pcb", "GET", "/log-shipping/status")
+    assert st["stanza"] == "pc1" and st["copy_job"] and st["last_copied"] and st["last_restored"]
+    with pytest.raises(psycopg2.Error):  # restoring: read-only
+        with connect(d, "pcb", rw=False) as c, c.cursor() as cur:
+            cur.execute("INSERT INTO t VALUES (1)")
+
+
+def _count(d, name, sql):
+    try:
+        with connect(d, name, rw=False) as c, c.cursor() as cur:
+            cur.execute(sql)
+            return cur.fetchone()[0]
+    except psycopg2.Error:
+        return None
+
+
+def test_backup_store_recovers_after_site_loss_and_fails_back(stores):
+    """The agent steps the chat failover and failback runbooks call, in their order."""
+    d = stores(log_shipped(9, 10))
+    wait_until(lambda: d.status("pcb")["pg_up"], 240, "pcb restoring")
+    with connect(d, "pc1", "pc1m") as c, c.cursor() as cur:
+        cur.execute("CREATE TABLE t(id int)")
+        for i in range(20):
+            cur.execute("INSERT INTO t VALUES (%s)", (i,))
+    wait_until(lambda: _count(d, "pcb", "SELECT count(*) FROM t") == 20, 20, "rows shipped")
+    d.kill9("pc1")
+    d.kill9("pc1m")  # Site1 lost
+    d.call("pcb", "POST", "/log-shipping/remove")
+    d.call("pcb", "POST", "/log-shipping/copy-now", timeout=60)
+    applied = d.call("pcb", "POST", "/log-shipping/apply-all", timeout=200)
+    assert applied["last_applied"] and applied["last_commit_time"]
+    assert "recovered" in d.call("pcb", "POST", "/recover", timeout=120)["outcome"]
+    d.call("pcb", "POST", "/mirror/install", {"mirror": "pcbm"}, timeout=300)
+    assert d.status("pcb")["mirror_status"] == "SYNCHRONIZED" or wait_until(
+        lambda: d.status("pcb")["mirror_status"] == "SYNCHRONIZED", 30, "pcbm SYNCHRONIZED")
+    with connect(d, "pcb", "pcbm") as c, c.cursor() as cur:
+        cur.execute("SELECT count(*) FROM t")
+        assert cur.fetchone()[0] == 20
+        cur.execute("INSERT INTO t VALUES (100)")
+    # Failback: Site1 revived; pc1 restored from pcb's backup, mirror rebuilt, shipping reseeded.
+    d.start("pc1")
+    d.start("pc1m")
+    wait_until(lambda: d.status("pc1")["bootstrapped"], 60, "pc1 agent back")
+    d.call("pcb", "POST", "/backup/full", timeout=300)
+    d.call("pcb", "POST", "/fence", timeout=60)
+    d.call("pc1", "POST", "/restore", {"overwrite": True, "from_stanza": "pcb"}, timeout=600)
+    d.call("pc1", "POST", "/mirror/install", {"mirror": "pc1m"}, timeout=300)
+    with connect(d, "pc1", "pc1m") as c, c.cursor() as cur:
+        cur.execute("SELECT count(*) FROM t")
+        assert cur.fetchone()[0] == 21
+    d.call("pc1", "POST", "/backup/full", timeout=300)
+    d.call("pcb", "POST", "/log-shipping/configure", {"from": "pc1"}, timeout=600)
+    with connect(d, "pc1", "pc1m") as c, c.cursor() as cur:
+        cur.execute("INSERT INTO t VALUES (200)")
+    wait_until(lambda: _count(d, "pcb", "SELECT count(*) FROM t WHERE id = 200") == 1, 30,
+               "log shipping resumed to pcb")
+    assert role(d, "pcb") == "BackupRestoring"
