@@ -1,13 +1,46 @@
-// Wiring of the frontend role (not yet written; see the issue that owns it).
+// Wiring of the frontend role: topology -> FrontendConfig -> FrontendServer, until SIGTERM.
+#include <csignal>
 #include <iostream>
 
+#include "common/log.h"
 #include "daemon/roles.h"
+#include "frontend/config.h"
+#include "frontend/server.h"
+#include "topology/loader.h"
 
 namespace tandem::daemon {
 
-int runFrontend(const DaemonOptions& /*options*/) {
-  std::cerr << "error: the frontend role is not built yet\n";
-  return 1;
+int runFrontend(const DaemonOptions& options) {
+  initLogging({options.server + "/frontend", "", options.log_level});
+  // Block the stop signals before any thread starts, so only sigwait() below sees them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  auto topology = topology::loadValidTopology(options.topology);
+  if (!topology) {
+    std::cerr << "error: " << topology.error().message() << "\n";
+    return 1;
+  }
+  auto config = frontend::configFromTopology(*topology, options.server, options.state_dir);
+  if (!config) {
+    std::cerr << "error: " << config.error().message() << "\n";
+    return 1;
+  }
+  frontend::FrontendServer server(std::move(*config));
+  if (Status st = server.start(); !st.isOk()) {
+    spdlog::error("front end {} cannot start: {}", options.server, st.message());
+    std::cerr << "error: " << st.message() << "\n";
+    return 1;
+  }
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  spdlog::info("front end {} stopping (signal {})", options.server, sig);
+  server.stop();
+  return 0;
 }
 
 }  // namespace tandem::daemon

@@ -230,3 +230,19 @@ Status StreamParser::feed(std::string_view bytes) {
 }
 
 }  // namespace tandem::xml
+
+namespace tandem::xml {
+Result<Element> parseElement(std::string_view text) {
+  std::vector<Element> out;
+  StreamParser p({nullptr, [&](Element e) { out.push_back(std::move(e)); }, nullptr});
+  Status st = p.feed("<r>");
+  if (st.isOk()) st = p.feed(text);
+  if (st.isOk()) st = p.feed("</r>");
+  if (!st.isOk()) return fail(st);
+  if (out.size() != 1) {
+    return fail(StatusCode::kInvalidArgument, "the text holds " + std::to_string(out.size()) +
+                                                  " elements, expected exactly one");
+  }
+  return std::move(out[0]);
+}
+}  // namespace tandem::xml

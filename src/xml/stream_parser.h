@@ -82,3 +82,10 @@ class StreamParser {
 };
 
 }  // namespace tandem::xml
+
+namespace tandem::xml {
+// Parses one complete element from `text` (e.g. a stanza kept in a database) with the same
+// restrictions as StreamParser. Fails with InvalidArgument when `text` is not exactly one
+// well-formed element.
+Result<Element> parseElement(std::string_view text);
+}  // namespace tandem::xml

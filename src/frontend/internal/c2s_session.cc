@@ -1,0 +1,582 @@
+// C2sSession: the connection loop, STARTTLS, SASL, resource binding and stream management.
+//
+// - One coroutine reads, feeds the parser and handles the parsed events in order; writes go
+//   through a buffer flushed by a second coroutine, so routing never waits on a slow client.
+// - Hostile input ends only this stream, with the RFC 6120 stream error the parser or the rate
+//   limiter names (not-well-formed, restricted-xml, policy-violation, ...).
+// - Redirect (see-other-host) happens as soon as the user name is known: at SASL start.
+#include "frontend/internal/c2s_session.h"
+
+#include <spdlog/spdlog.h>
+
+#include "frontend/internal/links.h"
+#include "xmpp/stanza.h"
+
+namespace tandem::frontend {
+
+using xml::Element;
+namespace x = xmpp;
+
+C2sSession::C2sSession(Core& core, asio::ip::tcp::socket socket, bool direct_tls,
+                       std::shared_ptr<asio::ssl::context> tls)
+    : core_(core),
+      transport_(std::make_unique<x::Transport>(std::move(socket), std::move(tls))),
+      direct_tls_(direct_tls),
+      parser_(
+          xml::StreamParser::Callbacks{
+              [this](const Element& h) { events_.push_back({Event::kOpen, h}); },
+              [this](Element e) { events_.push_back({Event::kStanza, std::move(e)}); },
+              [this] { events_.push_back({Event::kClose, Element()}); }},
+          xml::StreamParserLimits{core.config().max_stanza_bytes, 32}),
+      tokens_(core.config().rate_burst_bytes),
+      last_refill_(std::chrono::steady_clock::now()),
+      auth_timer_(core.io()),
+      resume_timer_(core.io()) {
+  remote_ = transport_->remoteAddress();
+}
+
+C2sSession::~C2sSession() = default;
+
+void C2sSession::start() {
+  core_.metrics().addCounter("tandem_frontend_connections_total");
+  auto self = shared_from_this();
+  auth_timer_.expires_after(core_.config().auth_timeout);
+  auth_timer_.async_wait([self](asio::error_code ec) {
+    if (!ec && !self->bound_ && self->transport_) {
+      self->closeWithError("connection-timeout", "authenticate and bind a resource in time");
+    }
+  });
+  core_.spawn(run(), "client session");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading and writing
+
+bool C2sSession::takeTokens(size_t bytes) {
+  auto now = std::chrono::steady_clock::now();
+  double elapsed = std::chrono::duration<double>(now - last_refill_).count();
+  last_refill_ = now;
+  tokens_ = std::min(core_.config().rate_burst_bytes,
+                     tokens_ + elapsed * core_.config().rate_bytes_per_s);
+  tokens_ -= static_cast<double>(bytes);
+  return tokens_ >= 0;
+}
+
+asio::awaitable<void> C2sSession::run() {
+  auto self = shared_from_this();
+  bool clean = false;
+  try {
+    if (direct_tls_) co_await transport_->handshakeServer();
+    if (direct_tls_) stage_ = Stage::kSecured;
+    std::vector<char> buf(16384);
+    while (transport_ && !closing_) {
+      size_t n = co_await transport_->readSome(buf.data(), buf.size());
+      if (!takeTokens(n)) {
+        core_.metrics().addCounter("tandem_frontend_policy_violations_total");
+        closeWithError("policy-violation", "you are sending too fast");
+        break;
+      }
+      Status st = parser_.feed(std::string_view(buf.data(), n));
+      while (!events_.empty() && !closing_) {
+        Event ev = std::move(events_.front());
+        events_.pop_front();
+        if (ev.kind == Event::kClose) clean = true;
+        co_await handle(std::move(ev));
+        if (reset_) {
+          events_.clear();
+          reset_ = false;
+        }
+      }
+      if (clean) {
+        writeRaw("</stream:stream>");
+        break;
+      }
+      if (!st.isOk() && !closing_) {
+        core_.metrics().addCounter("tandem_frontend_bad_input_total");
+        closeWithError(parser_.errorCondition(), st.message());
+      }
+    }
+  } catch (const std::exception& e) {
+    spdlog::debug("client {} ({}): connection ended: {}", jid_.full(), remote_, e.what());
+  }
+  if (transport_ && !writing_ && out_.empty()) transport_->close();
+  onConnectionLost(clean || closing_);
+}
+
+void C2sSession::writeRaw(std::string data) {
+  if (!transport_) return;
+  out_ += data;
+  if (!writing_) core_.spawn(flush(), "client write");
+}
+
+asio::awaitable<void> C2sSession::flush() {
+  auto self = shared_from_this();
+  writing_ = true;
+  try {
+    while (transport_ && !out_.empty()) {
+      std::string chunk;
+      chunk.swap(out_);
+      co_await transport_->writeAll(chunk);
+    }
+  } catch (const std::exception&) {
+    out_.clear();
+    if (transport_) transport_->close();
+  }
+  writing_ = false;
+  if (closing_ && transport_) transport_->close();
+}
+
+asio::awaitable<void> C2sSession::drained() {
+  asio::steady_timer t(core_.io());
+  for (int i = 0; i < 5000 && (writing_ || !out_.empty()); ++i) {
+    t.expires_after(std::chrono::milliseconds(1));
+    co_await t.async_wait(asio::use_awaitable);
+  }
+}
+
+void C2sSession::send(const Element& stanza) {
+  core_.countStanzaOut();
+  if (sm_enabled_) {
+    sm_out_++;
+    sm_unacked_.push_back(stanza);
+  }
+  if (!transport_) return;
+  writeRaw(stanza.toString());
+  if (sm_enabled_ && sm_out_ - sm_last_request_ >= 5) {
+    sm_last_request_ = sm_out_;
+    writeRaw("<r xmlns='urn:xmpp:sm:3'/>");
+  }
+}
+
+void C2sSession::closeWithError(const std::string& condition, const std::string& text,
+                                const std::string& other_host) {
+  if (closing_ || !transport_) return;
+  closing_ = true;
+  sm_resumable_ = false;  // a stream error ends the session (XEP-0198 §5)
+  std::string data;
+  if (stage_ == Stage::kConnected && stream_id_.empty()) {
+    data = x::streamHeader(x::kNsClient, core_.config().domain, "", x::newId());
+  }
+  data += x::streamError(condition, text, other_host);
+  writeRaw(std::move(data));
+  if (!writing_) transport_->close();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stream events
+
+asio::awaitable<void> C2sSession::handle(Event ev) {
+  switch (ev.kind) {
+    case Event::kOpen:
+      co_await onStreamOpen(ev.element);
+      break;
+    case Event::kClose:
+      break;
+    case Event::kStanza:
+      core_.countStanzaIn();
+      if (stage_ == Stage::kBound) {
+        co_await onBound(std::move(ev.element));
+      } else {
+        co_await onPreBind(std::move(ev.element));
+      }
+      break;
+  }
+}
+
+asio::awaitable<void> C2sSession::onStreamOpen(const Element& h) {
+  const auto& cfg = core_.config();
+  stream_id_ = x::newId();
+  std::string out = x::streamHeader(x::kNsClient, cfg.domain, "", stream_id_);
+  writeRaw(out);
+  if (h.name() != "stream:stream" || h.attr("xmlns:stream") != x::kNsStreams) {
+    closeWithError("invalid-namespace");
+    co_return;
+  }
+  if (h.attr("xmlns") != x::kNsClient) {
+    closeWithError("invalid-namespace", "this port serves jabber:client streams");
+    co_return;
+  }
+  std::string to = h.attr("to");
+  for (char& c : to) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (to != cfg.domain) {
+    closeWithError("host-unknown", "this server serves the domain " + cfg.domain);
+    co_return;
+  }
+  Element features("stream:features");
+  if (stage_ == Stage::kConnected) {
+    features.addChild(Element("starttls", x::kNsTls)).addChild(Element("required"));
+  } else if (stage_ == Stage::kSecured) {
+    // RFC 6120 §6.4.6: the client may name itself in `from`; redirect before authentication.
+    if (auto from = x::Jid::parse(h.attr("from")); from && from->domain == cfg.domain &&
+                                                     !from->local.empty()) {
+      if (co_await redirectIfNotOwner(from->local)) co_return;
+    }
+    Element& mechs = features.addChild(Element("mechanisms", x::kNsSasl));
+    for (const char* m : {"SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN"}) {
+      mechs.addChild(Element("mechanism")).addText(m);
+    }
+  } else {
+    features.addChild(Element("bind", x::kNsBind));
+    features.addChild(Element("session", x::kNsSession)).addChild(Element("optional"));
+    features.addChild(Element("sm", x::kNsSm));
+  }
+  writeRaw(features.toString());
+}
+
+asio::awaitable<void> C2sSession::onPreBind(Element st) {
+  if (stage_ == Stage::kConnected) {
+    if (st.name() == "starttls" && st.xmlns() == x::kNsTls) {
+      writeRaw("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+      co_await drained();
+      co_await transport_->handshakeServer();
+      stage_ = Stage::kSecured;
+      parser_.reset();
+      reset_ = true;
+      co_return;
+    }
+    closeWithError("policy-violation", "use STARTTLS before anything else");
+    co_return;
+  }
+  if (stage_ == Stage::kSecured) {
+    if (st.name() == "auth" && st.xmlns() == x::kNsSasl) {
+      co_await onAuth(st);
+    } else if (st.name() == "response" && st.xmlns() == x::kNsSasl) {
+      co_await onSaslResponse(st);
+    } else if (st.name() == "abort" && st.xmlns() == x::kNsSasl) {
+      scram_.reset();
+      writeRaw("<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><aborted/></failure>");
+    } else {
+      closeWithError("not-authorized", "authenticate first");
+    }
+    co_return;
+  }
+  // Authenticated, not bound.
+  if (st.name() == "iq" && st.child("bind", x::kNsBind) && st.attr("type") == "set") {
+    co_await onBind(st);
+  } else if (st.name() == "resume" && st.xmlns() == x::kNsSm) {
+    co_await onResume(st);
+  } else if (st.name() == "enable" && st.xmlns() == x::kNsSm) {
+    writeRaw("<failed xmlns='urn:xmpp:sm:3'><unexpected-request "
+             "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>");
+  } else if (st.name() == "iq") {
+    send(x::errorReply(st, "cancel", "not-allowed", "bind a resource first"));
+  } else {
+    closeWithError("not-authorized", "bind a resource first");
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// SASL (RFC 6120 §6)
+
+asio::awaitable<bool> C2sSession::redirectIfNotOwner(const std::string& user) {
+  const auto& cfg = core_.config();
+  std::string pool = co_await core_.findHomePool(user);
+  if (pool.empty()) co_return false;  // unknown user: authentication will fail
+  std::string bare = user + "@" + cfg.domain;
+  std::string owner = core_.ownerOf(pool, bare);
+  if (owner.empty() || owner == cfg.server_fqdn) co_return false;
+  std::string host = core_.addressOf(owner);
+  if (direct_tls_) host += ":" + std::to_string(cfg.c2s_tls_port);
+  core_.metrics().addCounter("tandem_frontend_redirects_total");
+  spdlog::info("redirecting {} to {} ({})", bare, owner, host);
+  closeWithError("see-other-host", "user " + bare + " is served by " + owner, host);
+  co_return true;
+}
+
+asio::awaitable<void> C2sSession::onAuth(const Element& auth) {
+  mechanism_ = auth.attr("mechanism");
+  auto raw = x::base64Decode(auth.text() == "=" ? "" : auth.text());
+  if (!raw) {
+    co_await saslFailure("incorrect-encoding");
+    co_return;
+  }
+  if (mechanism_ == "PLAIN") {
+    auto plain = x::parsePlain(*raw);
+    if (!plain) {
+      co_await saslFailure("malformed-request");
+      co_return;
+    }
+    std::string user = plain->authcid;
+    for (char& c : user) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (!x::isValidUserName(user)) {
+      co_await saslFailure("not-authorized");
+      co_return;
+    }
+    if (co_await redirectIfNotOwner(user)) co_return;
+    auto creds = co_await core_.db(
+        [&, user] { return core_.store().credentials(user, x::ScramHash::kSha256); }, true);
+    if (!creds) {
+      spdlog::warn("sign-in of {}: {}", user, creds.error().message());
+      co_await saslFailure("temporary-auth-failure");
+      co_return;
+    }
+    std::string password = plain->password;
+    bool ok = false;
+    if (*creds) {
+      auto c = **creds;
+      ok = co_await core_.db([c, password] {
+        return x::verifyPassword(x::ScramHash::kSha256, c, password);
+      }, true);
+    }
+    std::string authz = plain->authzid;
+    if (!authz.empty() && authz != user + "@" + core_.config().domain) ok = false;
+    if (!ok) {
+      co_await saslFailure("not-authorized");
+      co_return;
+    }
+    sasl_user_ = user;
+    co_await saslSuccess("");
+    co_return;
+  }
+  x::ScramHash hash;
+  if (mechanism_ == "SCRAM-SHA-256") {
+    hash = x::ScramHash::kSha256;
+  } else if (mechanism_ == "SCRAM-SHA-1") {
+    hash = x::ScramHash::kSha1;
+  } else {
+    co_await saslFailure("invalid-mechanism");
+    co_return;
+  }
+  scram_.emplace(hash);
+  auto user = scram_->start(*raw);
+  if (!user) {
+    scram_.reset();
+    co_await saslFailure("malformed-request");
+    co_return;
+  }
+  std::string name = *user;
+  for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (x::isValidUserName(name) && co_await redirectIfNotOwner(name)) co_return;
+  std::optional<x::ScramCredentials> creds;
+  if (x::isValidUserName(name)) {
+    auto r = co_await core_.db([&, name, hash] { return core_.store().credentials(name, hash); },
+                               true);
+    if (!r) {
+      spdlog::warn("sign-in of {}: {}", name, r.error().message());
+      scram_.reset();
+      co_await saslFailure("temporary-auth-failure");
+      co_return;
+    }
+    creds = *r;
+  }
+  sasl_user_ = name;
+  std::string challenge = scram_->serverFirst(creds.value_or(x::ScramCredentials{}));
+  writeRaw("<challenge xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>" + x::base64Encode(challenge) +
+           "</challenge>");
+}
+
+asio::awaitable<void> C2sSession::onSaslResponse(const Element& resp) {
+  if (!scram_) {
+    co_await saslFailure("malformed-request");
+    co_return;
+  }
+  auto raw = x::base64Decode(resp.text());
+  if (!raw) {
+    scram_.reset();
+    co_await saslFailure("incorrect-encoding");
+    co_return;
+  }
+  auto final_msg = scram_->finish(*raw);
+  scram_.reset();
+  if (!final_msg) {
+    co_await saslFailure("not-authorized");
+    co_return;
+  }
+  co_await saslSuccess(*final_msg);
+}
+
+asio::awaitable<void> C2sSession::saslSuccess(const std::string& additional) {
+  user_ = sasl_user_;
+  jid_ = x::Jid{user_, core_.config().domain, ""};
+  core_.metrics().addCounter("tandem_frontend_sign_ins_total", 1, {{"mechanism", mechanism_}});
+  std::string body = additional.empty() ? "" : x::base64Encode(additional);
+  writeRaw("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>" + body + "</success>");
+  stage_ = Stage::kAuthenticated;
+  parser_.reset();
+  reset_ = true;
+  co_return;
+}
+
+asio::awaitable<void> C2sSession::saslFailure(const std::string& condition) {
+  auth_failures_++;
+  core_.metrics().addCounter("tandem_frontend_auth_failures_total");
+  // Backoff: each failure on this connection waits longer (0.5 s, 1 s, 2 s), then we hang up,
+  // so guessing passwords costs the guesser, not the other users.
+  asio::steady_timer t(core_.io());
+  t.expires_after(std::chrono::milliseconds(250 << std::min(auth_failures_, 4)));
+  co_await t.async_wait(asio::use_awaitable);
+  writeRaw("<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><" + condition + "/></failure>");
+  if (auth_failures_ >= 5) closeWithError("policy-violation", "too many failed sign-ins");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Binding (RFC 6120 §7) and resumption (XEP-0198 §5)
+
+asio::awaitable<void> C2sSession::onBind(const Element& iq) {
+  std::string resource = iq.child("bind", x::kNsBind)->childText("resource");
+  if (resource.empty() || resource.size() > 256) resource = x::newId();
+  auto full = x::Jid::parse(user_ + "@" + core_.config().domain + "/" + resource);
+  if (!full) {
+    send(x::errorReply(iq, "modify", "bad-request", "the resource is invalid"));
+    co_return;
+  }
+  // Ownership may have changed since authentication (a peer came back): check once more.
+  if (co_await redirectIfNotOwner(user_)) co_return;
+  std::string bare = full->bare();
+  auto user = core_.onlineUser(bare);
+  if (!user) user = co_await core_.loadUser(bare);
+  if (!user) {
+    send(x::errorReply(iq, "wait", "internal-server-error", "the user store is unavailable"));
+    co_return;
+  }
+  if (closing_ || !transport_) co_return;
+  jid_ = *full;
+  bound_ = true;
+  stage_ = Stage::kBound;
+  auth_timer_.cancel();
+  core_.bindSession(shared_from_this(), user);
+  Element result = x::iqResult(iq);
+  result.removeAttr("from");
+  result.removeAttr("to");
+  result.addChild(Element("bind", x::kNsBind)).addChild(Element("jid")).addText(jid_.full());
+  send(result);
+}
+
+void C2sSession::onSmEnable(const Element& enable) {
+  if (sm_enabled_) {
+    writeRaw("<failed xmlns='urn:xmpp:sm:3'><unexpected-request "
+             "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>");
+    return;
+  }
+  sm_enabled_ = true;
+  std::string resume = enable.attr("resume");
+  sm_resumable_ = resume == "true" || resume == "1";
+  Element enabled("enabled", x::kNsSm);
+  if (sm_resumable_) {
+    sm_id_ = x::newId();
+    enabled.setAttr("id", sm_id_);
+    enabled.setAttr("resume", "true");
+    enabled.setAttr("max", std::to_string(core_.config().sm_resume_timeout.count()));
+  }
+  writeRaw(enabled.toString());
+}
+
+void C2sSession::onSmAck(uint32_t h) {
+  // h counts stanzas the client handled; drop those from the resend queue (mod 2^32).
+  while (!sm_unacked_.empty() && static_cast<int32_t>(h - sm_acked_) > 0) {
+    sm_unacked_.pop_front();
+    sm_acked_++;
+  }
+}
+
+void C2sSession::adopt(C2sSession& old) {
+  jid_ = old.jid_;
+  user_ = old.user_;
+  available_ = old.available_;
+  initial_presence_sent_ = old.initial_presence_sent_;
+  priority_ = old.priority_;
+  presence_ = old.presence_;
+  carbons_ = old.carbons_;
+  interested_ = old.interested_;
+  since_ = old.since_;
+  sm_enabled_ = true;
+  sm_resumable_ = true;
+  sm_id_ = x::newId();
+  sm_in_ = old.sm_in_;
+  sm_out_ = old.sm_acked_;
+  sm_acked_ = old.sm_acked_;
+  sm_last_request_ = sm_out_;
+  old.ended_ = true;  // its state lives on here; its end must not announce anything
+  old.resume_timer_.cancel();
+  if (old.transport_) old.transport_->close();
+  old.transport_.reset();
+}
+
+asio::awaitable<void> C2sSession::onResume(const Element& resume) {
+  std::string previd = resume.attr("previd");
+  auto it = core_.detached.find(previd);
+  std::shared_ptr<C2sSession> old;
+  if (it != core_.detached.end()) {
+    old = it->second;
+  } else if (auto user = core_.onlineUser(user_ + "@" + core_.config().domain)) {
+    // The old connection may not have noticed it is dead yet.
+    for (auto& [res, s] : user->sessions) {
+      if (s->sm_id_ == previd && s->sm_resumable_) old = s;
+    }
+  }
+  if (!old || old->user_ != user_ || old->ended_) {
+    writeRaw("<failed xmlns='urn:xmpp:sm:3'><item-not-found "
+             "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>");
+    co_return;
+  }
+  core_.detached.erase(old->sm_id_);
+  uint32_t h = static_cast<uint32_t>(std::strtoul(resume.attr("h").c_str(), nullptr, 10));
+  old->onSmAck(h);
+  std::deque<Element> resend = std::move(old->sm_unacked_);
+  std::string previous_id = old->sm_id_;
+  adopt(*old);
+  bound_ = true;
+  stage_ = Stage::kBound;
+  auth_timer_.cancel();
+  sm_id_ = previous_id;  // the id stays valid for a later resumption
+  auto user = core_.onlineUser(jid_.bare());
+  if (!user) user = co_await core_.loadUser(jid_.bare());
+  if (user) {
+    user->sessions[jid_.resource] = shared_from_this();
+  }
+  Element resumed("resumed", x::kNsSm);
+  resumed.setAttr("previd", previd);
+  resumed.setAttr("h", std::to_string(sm_in_));
+  writeRaw(resumed.toString());
+  for (auto& st : resend) send(st);
+  core_.metrics().addCounter("tandem_frontend_sm_resumptions_total");
+}
+
+// ---------------------------------------------------------------------------------------------
+// End of a connection and of a session
+
+void C2sSession::onConnectionLost(bool clean) {
+  auth_timer_.cancel();
+  if (ended_) return;
+  if (!bound_) {
+    ended_ = true;
+    return;
+  }
+  if (!clean && sm_resumable_ && !sm_id_.empty()) {
+    // Keep the session for resumption: stanzas keep queueing in sm_unacked_.
+    transport_.reset();
+    core_.detached[sm_id_] = shared_from_this();
+    resume_timer_.expires_after(core_.config().sm_resume_timeout);
+    auto self = shared_from_this();
+    resume_timer_.async_wait([self](asio::error_code ec) {
+      if (ec || self->ended_) return;
+      self->core_.detached.erase(self->sm_id_);
+      self->endSession();
+    });
+    return;
+  }
+  endSession();
+}
+
+void C2sSession::endSession() {
+  if (ended_) return;
+  ended_ = true;
+  transport_.reset();
+  auto self = shared_from_this();
+  if (available_) core_.broadcastUnavailable(self);
+  core_.unbindSession(self);
+  // XEP-0198 §4 end: stanzas the client never acknowledged are delivered again, to another
+  // resource or to offline storage; only messages are worth it.
+  for (auto& st : sm_unacked_) {
+    if (st.name() != "message") continue;
+    const std::string& type = st.attr("type");
+    if (type == "error" || type == "groupchat" || type == "headline") continue;
+    if (st.childText("body").empty() || st.child("received", x::kNsCarbons) ||
+        st.child("sent", x::kNsCarbons))
+      continue;
+    if (auto to = x::Jid::parse(st.attr("to"))) core_.inboundMessage(st, *to);
+  }
+  sm_unacked_.clear();
+}
+
+}  // namespace tandem::frontend

@@ -1,0 +1,144 @@
+// C2sSession: one client connection (RFC 6120/6121) from accept to close, and the logical
+// session that stream management (XEP-0198) keeps alive across a lost connection.
+//
+// Lives on the network thread (see core.h). Stages: connected -> TLS -> authenticated -> bound.
+// Owned by shared_ptr: by its own coroutines while connected, by Core's maps while bound or
+// detached.
+#pragma once
+
+#include <chrono>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <asio.hpp>
+#include <asio/ssl.hpp>
+
+#include "frontend/internal/core.h"
+#include "xml/stream_parser.h"
+#include "xmpp/sasl.h"
+#include "xmpp/transport.h"
+
+namespace tandem::frontend {
+
+class C2sSession : public std::enable_shared_from_this<C2sSession> {
+ public:
+  C2sSession(Core& core, asio::ip::tcp::socket socket, bool direct_tls,
+             std::shared_ptr<asio::ssl::context> tls);
+  ~C2sSession();
+
+  // Starts the connection's coroutine. Call once.
+  void start();
+
+  const xmpp::Jid& jid() const { return jid_; }
+  bool isBound() const { return bound_; }
+  // Sent available presence and not unavailable since (RFC 6121 §4.4 "available resource").
+  bool isAvailable() const { return available_; }
+  int priority() const { return priority_; }
+  const xml::Element& presence() const { return presence_; }
+  bool carbons() const { return carbons_; }
+  bool interested() const { return interested_; }  // requested the roster
+  bool isDetached() const { return !transport_; }
+  std::string remoteAddress() const { return remote_; }
+  std::chrono::system_clock::time_point since() const { return since_; }
+  const std::string& smId() const { return sm_id_; }
+
+  // Queues a stanza for the client (counted and kept for resending under stream management).
+  void send(const xml::Element& stanza);
+  // Ends the stream with a stream error and closes the connection; the session ends (no SM
+  // resumption). `other_host` makes it a see-other-host redirect.
+  void closeWithError(const std::string& condition, const std::string& text = "",
+                      const std::string& other_host = "");
+
+  // Presence bookkeeping used by Core.
+  void setPresence(xml::Element p, bool available, int priority) {
+    presence_ = std::move(p);
+    available_ = available;
+    priority_ = priority;
+  }
+  bool initialPresenceSent() const { return initial_presence_sent_; }
+  void markInitialPresence() { initial_presence_sent_ = true; }
+
+ private:
+  struct Event {
+    enum Kind { kOpen, kStanza, kClose } kind;
+    xml::Element element;
+  };
+  enum class Stage { kConnected, kSecured, kAuthenticated, kBound };
+
+  asio::awaitable<void> run();
+  asio::awaitable<void> handle(Event ev);
+  asio::awaitable<void> onStreamOpen(const xml::Element& header);
+  asio::awaitable<void> onPreBind(xml::Element st);
+  asio::awaitable<void> onAuth(const xml::Element& auth);
+  asio::awaitable<void> onSaslResponse(const xml::Element& resp);
+  asio::awaitable<void> saslSuccess(const std::string& additional);
+  asio::awaitable<void> saslFailure(const std::string& condition);
+  // Redirects when `user` belongs to another pool or server; true when it did.
+  asio::awaitable<bool> redirectIfNotOwner(const std::string& user);
+  asio::awaitable<void> onBind(const xml::Element& iq);
+  asio::awaitable<void> onResume(const xml::Element& resume);
+  asio::awaitable<void> onBound(xml::Element st);            // c2s_stanzas.cc
+  asio::awaitable<void> onOwnIq(xml::Element iq);            // c2s_stanzas.cc
+  asio::awaitable<void> onRosterIq(xml::Element iq);         // roster.cc
+  asio::awaitable<void> onBlockingIq(xml::Element iq);       // c2s_stanzas.cc
+  void onSmEnable(const xml::Element& enable);
+  void onSmAck(uint32_t h);
+  void writeRaw(std::string data);
+  asio::awaitable<void> flush();
+  asio::awaitable<void> drained();
+  bool takeTokens(size_t bytes);
+  void onConnectionLost(bool clean);
+  void endSession();
+  // Moves the state of a detached session (same user, SM id) into this one.
+  void adopt(C2sSession& old);
+
+  Core& core_;
+  std::unique_ptr<xmpp::Transport> transport_;
+  bool direct_tls_;
+  std::string remote_;
+  xml::StreamParser parser_;
+  std::deque<Event> events_;
+  bool reset_ = false;  // parser reset while handling events: drop the rest
+  Stage stage_ = Stage::kConnected;
+  std::string stream_id_;
+  std::string out_;
+  bool writing_ = false;
+  bool closing_ = false;
+  bool ended_ = false;
+  double tokens_;
+  std::chrono::steady_clock::time_point last_refill_;
+  asio::steady_timer auth_timer_;
+  asio::steady_timer resume_timer_;
+
+  // SASL
+  std::string mechanism_;
+  std::optional<xmpp::ScramServer> scram_;
+  std::string sasl_user_;
+  int auth_failures_ = 0;
+
+  // Session
+  std::string user_;  // localpart
+  xmpp::Jid jid_;
+  bool bound_ = false;
+  bool available_ = false;
+  bool initial_presence_sent_ = false;
+  int priority_ = 0;
+  xml::Element presence_;
+  bool carbons_ = false;
+  bool interested_ = false;
+  std::chrono::system_clock::time_point since_ = std::chrono::system_clock::now();
+
+  // Stream management (XEP-0198)
+  bool sm_enabled_ = false;
+  bool sm_resumable_ = false;
+  std::string sm_id_;
+  uint32_t sm_in_ = 0;    // stanzas handled from the client
+  uint32_t sm_out_ = 0;   // stanzas sent to the client
+  uint32_t sm_acked_ = 0;  // last h the client acknowledged
+  std::deque<xml::Element> sm_unacked_;  // oldest first: stanzas sm_acked_+1 .. sm_out_
+  uint32_t sm_last_request_ = 0;
+};
+
+}  // namespace tandem::frontend

@@ -1,0 +1,282 @@
+// Presence (RFC 6121 §4) and subscriptions (RFC 6121 §3).
+//
+// - Outbound (from a session of ours): broadcast to contacts with a `from` subscription and to
+//   the user's own resources; the first available presence also probes contacts with a `to`
+//   subscription and releases offline messages and pending subscription requests.
+// - Inbound (for a user this server owns): subscription state changes are stored in rtc
+//   (with change_log) before anything is delivered; probes are answered from live sessions.
+#include <spdlog/spdlog.h>
+
+#include "frontend/internal/c2s_session.h"
+#include "xml/stream_parser.h"
+#include "xmpp/stanza.h"
+
+namespace tandem::frontend {
+
+using xml::Element;
+namespace x = xmpp;
+
+namespace {
+
+bool hasTo(const RosterItem& i) { return i.subscription == "to" || i.subscription == "both"; }
+bool hasFrom(const RosterItem& i) { return i.subscription == "from" || i.subscription == "both"; }
+
+std::string withTo(const std::string& sub, bool on) {
+  bool from = sub == "from" || sub == "both";
+  if (on) return from ? "both" : "to";
+  return from ? "from" : "none";
+}
+std::string withFrom(const std::string& sub, bool on) {
+  bool to = sub == "to" || sub == "both";
+  if (on) return to ? "both" : "from";
+  return to ? "to" : "none";
+}
+
+int priorityOf(const Element& p) {
+  std::string s = p.childText("priority");
+  if (s.empty()) return 0;
+  char* end = nullptr;
+  long v = std::strtol(s.c_str(), &end, 10);
+  return static_cast<int>(std::clamp(v, -128L, 127L));
+}
+
+}  // namespace
+
+// Stores a roster item and pushes it; false (and a log line) when the store failed.
+static asio::awaitable<bool> saveItem(Core& core, std::shared_ptr<UserState> user,
+                                      RosterItem item, bool drop_pending) {
+  std::string owner = user->bare;
+  Status st = co_await core.db([&core, owner, item, drop_pending] {
+    Status s = core.store().putRosterItem(owner, item);
+    if (s.isOk() && drop_pending) s = core.store().removePendingIn(owner, item.contact);
+    return s;
+  });
+  if (!st.isOk()) {
+    spdlog::warn("roster of {}: {}", owner, st.message());
+    co_return false;
+  }
+  user->roster[item.contact] = item;
+  core.pushRoster(*user, item, false);
+  co_return true;
+}
+
+asio::awaitable<void> Core::outboundPresence(std::shared_ptr<C2sSession> s, Element p) {
+  auto user = onlineUser(s->jid().bare());
+  if (!user) co_return;
+  const std::string type = p.attr("type");
+  const std::string bare = s->jid().bare();
+  if (!p.hasAttr("to") && (type.empty() || type == "unavailable")) {
+    bool available = type.empty();
+    bool initial = available && !s->initialPresenceSent();
+    s->setPresence(p, available, priorityOf(p));
+    for (const auto& [contact, item] : user->roster) {
+      if (!hasFrom(item)) continue;
+      Element copy = p;
+      copy.setAttr("to", contact);
+      route(std::move(copy), Origin::kClient);
+    }
+    for (auto& [res, other] : user->sessions) {
+      if (!other->initialPresenceSent() && other != s) continue;
+      Element copy = p;
+      copy.setAttr("to", other->jid().full());
+      other->send(copy);
+    }
+    if (!initial) co_return;
+    s->markInitialPresence();
+    // The other resources' presence, then probes (RFC 6121 §4.3), then what waited offline.
+    for (auto& [res, other] : user->sessions) {
+      if (other == s || !other->isAvailable()) continue;
+      Element copy = other->presence();
+      copy.setAttr("to", s->jid().full());
+      s->send(copy);
+    }
+    for (const auto& [contact, item] : user->roster) {
+      if (!hasTo(item)) continue;
+      Element probe("presence");
+      probe.setAttr("type", "probe").setAttr("from", bare).setAttr("to", contact);
+      route(std::move(probe), Origin::kServer);
+    }
+    auto pending = co_await db([this, bare] { return store_.pendingIn(bare); });
+    if (pending) {
+      for (auto& [contact, text] : *pending) {
+        if (auto e = xml::parseElement(text)) s->send(*e);
+      }
+    }
+    auto offline = co_await db([this, bare] { return store_.takeOffline(bare); });
+    if (!offline) {
+      spdlog::warn("offline messages of {}: {}", bare, offline.error().message());
+      co_return;
+    }
+    for (auto& m : *offline) {
+      auto e = xml::parseElement(m.stanza);
+      if (!e) continue;
+      e->addChild(Element("delay", x::kNsDelay))
+          .setAttr("from", config_.domain)
+          .setAttr("stamp", m.stored_at);
+      x::Jid to = x::Jid::parse(e->attr("to")).value_or(s->jid().bareJid());
+      inboundMessage(std::move(*e), to.bareJid());
+    }
+    co_return;
+  }
+  auto to = x::Jid::parse(p.attr("to"));
+  if (!to) co_return;
+  std::string contact = to->bare();
+  if (type == "subscribe" || type == "subscribed" || type == "unsubscribe" ||
+      type == "unsubscribed") {
+    p.setAttr("from", bare);  // RFC 6121 §3.1.2: subscription stanzas carry the bare JID
+    p.setAttr("to", contact);
+    RosterItem item;
+    bool existed = false;
+    if (auto it = user->roster.find(contact); it != user->roster.end()) {
+      item = it->second;
+      existed = true;
+    }
+    item.contact = contact;
+    if (type == "subscribe") {
+      if (!hasTo(item)) item.ask = true;
+      if (!co_await saveItem(*this, user, item, false)) co_return;
+    } else if (type == "subscribed") {
+      item.subscription = withFrom(item.subscription, true);
+      if (!co_await saveItem(*this, user, item, true)) co_return;
+      route(p, Origin::kClient);
+      // Let the new subscriber see us at once (RFC 6121 §3.1.5).
+      for (auto& [res, other] : user->sessions) {
+        if (!other->isAvailable()) continue;
+        Element copy = other->presence();
+        copy.setAttr("from", other->jid().full()).setAttr("to", contact);
+        route(std::move(copy), Origin::kServer);
+      }
+      co_return;
+    } else if (type == "unsubscribe") {
+      if (!existed) {
+        route(p, Origin::kClient);
+        co_return;
+      }
+      item.subscription = withTo(item.subscription, false);
+      item.ask = false;
+      if (!co_await saveItem(*this, user, item, false)) co_return;
+    } else {  // unsubscribed
+      if (existed) {
+        item.subscription = withFrom(item.subscription, false);
+        if (!co_await saveItem(*this, user, item, true)) co_return;
+      } else {
+        co_await db([this, bare, contact] { return store_.removePendingIn(bare, contact); });
+      }
+      route(p, Origin::kClient);
+      for (auto& [res, other] : user->sessions) {
+        Element gone("presence");
+        gone.setAttr("type", "unavailable").setAttr("from", other->jid().full()).setAttr("to", contact);
+        route(std::move(gone), Origin::kServer);
+      }
+      co_return;
+    }
+    route(std::move(p), Origin::kClient);
+    co_return;
+  }
+  if (type == "probe") co_return;  // clients do not probe (RFC 6121 §4.3)
+  route(std::move(p), Origin::kClient);  // directed presence
+}
+
+asio::awaitable<void> Core::inboundPresence(Element p, x::Jid to) {
+  const std::string type = p.attr("type");
+  auto from = x::Jid::parse(p.attr("from"));
+  if (!from) co_return;
+  std::string contact = from->bare();
+  auto user = onlineUser(to.bare());
+  bool subscription = type == "subscribe" || type == "subscribed" || type == "unsubscribe" ||
+                      type == "unsubscribed";
+  if (!user && (subscription || type == "probe")) {
+    if (type == "probe") co_return;  // nobody online: nothing to report
+    user = co_await loadUser(to.bare());
+    if (!user) co_return;
+  }
+  if (!user) co_return;  // presence for an offline user is dropped (RFC 6121 §4.3)
+  if (user->blocks.count(contact)) co_return;
+  auto deliverAll = [&](const Element& st) {
+    for (auto& [res, s] : user->sessions) {
+      if (!s->initialPresenceSent()) continue;
+      Element copy = st;
+      copy.setAttr("to", s->jid().full());
+      s->send(copy);
+    }
+  };
+  RosterItem item;
+  bool existed = false;
+  if (auto it = user->roster.find(contact); it != user->roster.end()) {
+    item = it->second;
+    existed = true;
+  }
+  item.contact = contact;
+  if (type == "subscribe") {
+    if (existed && hasFrom(item)) {
+      Element ok("presence");
+      ok.setAttr("type", "subscribed").setAttr("from", user->bare).setAttr("to", contact);
+      route(std::move(ok), Origin::kServer);
+      co_return;
+    }
+    std::string text = p.toString();
+    std::string owner = user->bare;
+    Status st = co_await db([this, owner, contact, text] {
+      return store_.addPendingIn(owner, contact, text);
+    });
+    if (!st.isOk()) spdlog::warn("subscription request for {}: {}", owner, st.message());
+    deliverAll(p);
+  } else if (type == "subscribed") {
+    if (!existed || (!item.ask && hasTo(item))) co_return;
+    item.subscription = withTo(item.subscription, true);
+    item.ask = false;
+    if (!co_await saveItem(*this, user, item, false)) co_return;
+    deliverAll(p);
+  } else if (type == "unsubscribe") {
+    if (!existed) {
+      co_await db([this, owner = user->bare, contact] { return store_.removePendingIn(owner, contact); });
+      co_return;
+    }
+    item.subscription = withFrom(item.subscription, false);
+    if (!co_await saveItem(*this, user, item, true)) co_return;
+    deliverAll(p);
+  } else if (type == "unsubscribed") {
+    if (!existed) co_return;
+    item.subscription = withTo(item.subscription, false);
+    item.ask = false;
+    if (!co_await saveItem(*this, user, item, false)) co_return;
+    deliverAll(p);
+  } else if (type == "probe") {
+    if (!existed || !hasFrom(item)) co_return;
+    for (auto& [res, s] : user->sessions) {
+      if (!s->isAvailable()) continue;
+      Element copy = s->presence();
+      copy.setAttr("from", s->jid().full()).setAttr("to", from->full());
+      route(std::move(copy), Origin::kServer);
+    }
+  } else if (type.empty() || type == "unavailable" || type == "error") {
+    if (!to.isBare()) {
+      if (auto it = user->sessions.find(to.resource); it != user->sessions.end()) it->second->send(p);
+      co_return;
+    }
+    deliverAll(p);
+  }
+}
+
+void Core::broadcastUnavailable(const std::shared_ptr<C2sSession>& s) {
+  Element p("presence");
+  p.setAttr("type", "unavailable").setAttr("from", s->jid().full());
+  auto user = onlineUser(s->jid().bare());
+  std::shared_ptr<UserState> keep = user;
+  if (user) {
+    for (const auto& [contact, item] : user->roster) {
+      if (!hasFrom(item)) continue;
+      Element copy = p;
+      copy.setAttr("to", contact);
+      route(std::move(copy), Origin::kServer);
+    }
+    for (auto& [res, other] : user->sessions) {
+      if (other == s || !other->initialPresenceSent()) continue;
+      Element copy = p;
+      copy.setAttr("to", other->jid().full());
+      other->send(copy);
+    }
+  }
+}
+
+}  // namespace tandem::frontend

@@ -1,0 +1,347 @@
+"""Front end with real clients (slixmpp, aioxmpp): sign-in, messages, rosters, presence, offline
+delivery, carbons, stream management, blocking, redirects, cross-pool routing, failover of a
+front-end server and hostile input.
+
+Two front-end pools of two servers each, started by hand (lib/xmpp_clients.FrontendLab), with a
+PostgreSQL store per pool. Run: TANDEM_TEST_NET=14 TANDEM_BUILD_DIR=build-h4 \
+    /usr/bin/python3 -m pytest tests/integration/test_frontend.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from lib.xmpp_clients import (  # noqa: E402
+    DOMAIN, FrontendLab, addr, aio_connect, owner_of, raw_tls_session, read_until_closed,
+    slix_connect, wait_until)
+
+POOL1, POOL2 = "pool1.example.test", "pool2.example.test"
+USERS = [
+    {"name": "alice", "pool": POOL1, "password": "alice-pw"},
+    {"name": "bob", "pool": POOL1, "password": "bob-pw"},
+    {"name": "erin", "pool": POOL1, "password": "erin-pw"},
+    {"name": "carol", "pool": POOL2, "password": "carol-pw"},
+    {"name": "dave", "pool": POOL2, "password": "dave-pw"},
+]
+PASSWORDS = {u["name"]: u["password"] for u in USERS}
+
+
+def make_lab(label: str) -> FrontendLab:
+    pools = {
+        POOL1: {"store": "sql1", "site": "Site1",
+                "servers": {"fe1a.example.test": addr(1, 1), "fe1b.example.test": addr(1, 2)}},
+        POOL2: {"store": "sql2", "site": "Site2",
+                "servers": {"fe2a.example.test": addr(2, 1), "fe2b.example.test": addr(2, 2)}},
+    }
+    lab = FrontendLab(label, pools, USERS, {"sql1": addr(1, 10), "sql2": addr(2, 10)})
+    try:
+        lab.start_store("sql1")
+        lab.start_store("sql2")
+        for fqdn in lab.servers():
+            lab.start_server(fqdn, wait=False)
+        for fqdn in lab.servers():
+            lab.wait_serving(fqdn)
+        # Every server sees every peer before clients arrive.
+        for fqdn in lab.servers():
+            wait_until(lambda f=fqdn: all(lab.admin(f, "/status")["links"].values()), 20,
+                       f"{fqdn} links up")
+    except BaseException:
+        lab.close()
+        raise
+    return lab
+
+
+@pytest.fixture(scope="module")
+def lab():
+    lab = make_lab("fe")
+    yield lab
+    lab.close()
+
+
+def home(lab: FrontendLab, user: str) -> str:
+    """Address of the server that owns `user` (all servers healthy)."""
+    pool = next(u["pool"] for u in USERS if u["name"] == user)
+    return lab.servers()[owner_of(list(lab.pools[pool]["servers"]), f"{user}@{DOMAIN}")]
+
+
+def jid(user: str, resource: str = "") -> str:
+    return f"{user}@{DOMAIN}" + (f"/{resource}" if resource else "")
+
+
+def run(coro, timeout: float = 60):
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mechanism", ["SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN"])
+def test_signs_in_with_each_sasl_mechanism(lab, mechanism):
+    async def go():
+        c = await slix_connect(jid("alice", "m"), "alice-pw", home(lab, "alice"), lab.ca_file,
+                               mechanism=mechanism)
+        assert str(c.boundjid) == jid("alice", "m")
+        await c.close()
+    run(go())
+
+
+def test_signs_in_over_direct_tls(lab):
+    async def go():
+        c = await slix_connect(jid("bob", "tls"), "bob-pw", home(lab, "bob"), lab.ca_file,
+                               port=5223, direct_tls=True)
+        await c.close()
+    run(go())
+
+
+def test_wrong_password_is_refused_and_counted(lab):
+    fe = home(lab, "alice")
+    server = next(f for f, a in lab.servers().items() if a == fe)
+    before = _metric(lab, server, "tandem_frontend_auth_failures_total")
+
+    async def go():
+        c = await slix_connect(jid("alice", "x"), "wrong", fe, lab.ca_file, expect_failure=True,
+                               timeout=10)
+        assert c.failed.is_set() and not c.started.is_set()
+        c.abort()
+    run(go())
+    assert _metric(lab, server, "tandem_frontend_auth_failures_total") > before
+
+
+def test_message_between_slixmpp_and_aioxmpp(lab):
+    async def go():
+        alice = await slix_connect(jid("alice", "s"), "alice-pw", home(lab, "alice"), lab.ca_file)
+        bob = await aio_connect(jid("bob", "a"), "bob-pw", home(lab, "bob"), lab.ca_file)
+        alice.send_chat(jid("bob"), "hello bob")
+        m = await bob.next_message(5)
+        assert m.body.any() == "hello bob" and str(m.from_) == jid("alice", "s")
+        await bob.send_chat(jid("alice", "s"), "hello alice")
+        m = await alice.next_message(5)
+        assert m["body"] == "hello alice"
+        await alice.close()
+        await bob.close()
+    run(go())
+
+
+def test_message_across_pools(lab):
+    async def go():
+        alice = await slix_connect(jid("alice", "x"), "alice-pw", home(lab, "alice"), lab.ca_file)
+        carol = await slix_connect(jid("carol", "x"), "carol-pw", home(lab, "carol"), lab.ca_file)
+        alice.send_chat(jid("carol"), "across pools")
+        m = await carol.next_message(5)
+        assert m["body"] == "across pools" and m["from"] == jid("alice", "x")
+        carol.send_chat(jid("alice", "x"), "back")
+        assert (await alice.next_message(5))["body"] == "back"
+        await alice.close()
+        await carol.close()
+    run(go())
+
+
+def test_roster_subscription_with_approval_and_presence(lab):
+    async def go():
+        bob = await slix_connect(jid("bob", "r"), "bob-pw", home(lab, "bob"), lab.ca_file)
+        dave = await slix_connect(jid("dave", "r"), "dave-pw", home(lab, "dave"), lab.ca_file)
+        bob.send_presence(pto=jid("dave"), ptype="subscribe")
+        req = await dave.next_from(dave.subscriptions, 5, "subscribe",
+                                   lambda p: p["type"] == "subscribe")
+        assert req["from"] == jid("bob")
+        dave.send_presence(pto=jid("bob"), ptype="subscribed")
+        await bob.next_from(bob.subscriptions, 5, "subscribed", lambda p: p["type"] == "subscribed")
+        # bob now sees dave's presence; the roster says to/from on each side.
+        await bob.next_from(bob.presences, 5, "dave's presence",
+                            lambda p: p["from"].bare == jid("dave") and p["type"] == "available")
+        wait = time.monotonic() + 5
+        while bob.client_roster[jid("dave")]["subscription"] != "to" and time.monotonic() < wait:
+            await asyncio.sleep(0.05)
+        assert bob.client_roster[jid("dave")]["subscription"] == "to"
+        await dave.close()
+        await bob.next_from(bob.presences, 5, "dave's unavailable",
+                            lambda p: p["from"].bare == jid("dave") and p["type"] == "unavailable")
+        # A fresh sign-in reads the stored roster.
+        bob2 = await slix_connect(jid("bob", "r2"), "bob-pw", home(lab, "bob"), lab.ca_file)
+        assert bob2.client_roster[jid("dave")]["subscription"] == "to"
+        await bob.close()
+        await bob2.close()
+    run(go())
+
+
+def test_offline_messages_are_delivered_at_sign_in(lab):
+    async def go():
+        carol = await slix_connect(jid("carol", "o"), "carol-pw", home(lab, "carol"), lab.ca_file)
+        for i in range(3):
+            carol.send_chat(jid("erin"), f"offline {i}")
+        await asyncio.sleep(0.5)  # let the stores commit before erin signs in
+        erin = await slix_connect(jid("erin", "o"), "erin-pw", home(lab, "erin"), lab.ca_file)
+        bodies = [(await erin.next_message(5))["body"] for _ in range(3)]
+        assert bodies == ["offline 0", "offline 1", "offline 2"]
+        await carol.close()
+        await erin.close()
+        # Delivered once only.
+        erin = await slix_connect(jid("erin", "o2"), "erin-pw", home(lab, "erin"), lab.ca_file)
+        with pytest.raises(AssertionError):
+            await erin.next_message(1)
+        await erin.close()
+    run(go())
+
+
+def test_carbons_copy_to_other_resources(lab):
+    async def go():
+        a1 = await slix_connect(jid("alice", "c1"), "alice-pw", home(lab, "alice"), lab.ca_file)
+        a2 = await slix_connect(jid("alice", "c2"), "alice-pw", home(lab, "alice"), lab.ca_file)
+        await a2["xep_0280"].enable()
+        bob = await slix_connect(jid("bob", "c"), "bob-pw", home(lab, "bob"), lab.ca_file)
+        a1.send_chat(jid("bob", "c"), "sent by c1")
+        kind, m = await a2.next_from(a2.carbons, 5, "sent carbon")
+        assert kind == "sent"
+        assert m["carbon_sent"]["body"] == "sent by c1"
+        bob.send_chat(jid("alice", "c1"), "to c1")
+        kind, m = await a2.next_from(a2.carbons, 5, "received carbon")
+        assert kind == "received" and m["carbon_received"]["body"] == "to c1"
+        for c in (a1, a2, bob):
+            await c.close()
+    run(go())
+
+
+def test_stream_management_resumes_and_redelivers(lab):
+    async def go():
+        bob = await slix_connect(jid("bob", "sm"), "bob-pw", home(lab, "bob"), lab.ca_file)
+        await bob.next_from(asyncio.Queue(), 0.01, "nothing") if False else None
+        sm = bob["xep_0198"]
+        wait_until(lambda: bool(sm.sm_id), 5, "stream management enabled")
+        alice = await slix_connect(jid("alice", "sm"), "alice-pw", home(lab, "alice"), lab.ca_file)
+        # Cut bob's TCP connection without a goodbye; messages sent meanwhile wait for him.
+        bob.transport.abort()
+        await asyncio.sleep(0.3)
+        alice.send_chat(jid("bob", "sm"), "while you were away")
+        m = await bob.next_message(20)
+        assert m["body"] == "while you were away"
+        await alice.close()
+        await bob.close()
+    run(go())
+
+
+def test_blocking_stops_messages(lab):
+    async def go():
+        erin = await slix_connect(jid("erin", "b"), "erin-pw", home(lab, "erin"), lab.ca_file)
+        alice = await slix_connect(jid("alice", "b"), "alice-pw", home(lab, "alice"), lab.ca_file)
+        await erin["xep_0191"].block([jid("alice")])
+        alice.send_chat(jid("erin", "b"), "blocked?")
+        with pytest.raises(AssertionError):
+            await erin.next_message(1)
+        await erin["xep_0191"].unblock([jid("alice")])
+        alice.send_chat(jid("erin", "b"), "unblocked")
+        assert (await erin.next_message(5))["body"] == "unblocked"
+        await erin.close()
+        await alice.close()
+    run(go())
+
+
+def test_redirects_to_the_owner_with_see_other_host(lab):
+    pool_servers = lab.pools[POOL1]["servers"]
+    owner = owner_of(list(pool_servers), jid("alice"))
+    other = next(a for f, a in pool_servers.items() if f != owner)
+
+    async def go():
+        c = await slix_connect(jid("alice", "redir"), "alice-pw", other, lab.ca_file)
+        assert c.redirects == [pool_servers[owner]]
+        assert c.address[0] == pool_servers[owner]
+        await c.close()
+        # A user of the other pool is sent to its own pool.
+        c = await slix_connect(jid("carol", "redir"), "carol-pw", other, lab.ca_file)
+        assert c.redirects and c.redirects[-1] == home(lab, "carol")
+        await c.close()
+    run(go())
+
+
+def test_hostile_input_gets_stream_errors_and_spares_others(lab):
+    fe = home(lab, "alice")
+    header = (f"<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+              f"xmlns:stream='http://etherx.jabber.org/streams' to='{DOMAIN}' version='1.0'>")
+    cases = {
+        "restricted-xml": "<?xml version='1.0'?><!DOCTYPE lolz [<!ENTITY lol 'lol'>"
+                          "<!ENTITY lol2 '&lol;&lol;&lol;&lol;&lol;'>]><stream:stream>&lol2;",
+        "not-well-formed": header + "<message><body>\xff\xfe</body></message>",
+        "policy-violation": header + "<message><body>" + "a" * (300 * 1024) + "</body></message>",
+    }
+
+    async def go():
+        alice = await slix_connect(jid("alice", "h"), "alice-pw", fe, lab.ca_file)
+        bob = await slix_connect(jid("bob", "h"), "bob-pw", home(lab, "bob"), lab.ca_file)
+        loop = asyncio.get_running_loop()
+        for cond, payload in cases.items():
+            def attack():
+                s = raw_tls_session(fe, lab.ca_file)
+                try:
+                    s.sendall(payload.encode("latin-1") if cond == "not-well-formed" else payload.encode())
+                except (BrokenPipeError, ConnectionError, ssl.SSLError):
+                    pass
+                out = read_until_closed(s, 5)
+                s.close()
+                return out
+            out = await loop.run_in_executor(None, attack)
+            assert f"<{cond} ".encode() in out or f"<{cond}/>".encode() in out, (cond, out[:300])
+        # Unclosed tags then a dropped connection: nothing for anyone else.
+        def unclosed():
+            s = raw_tls_session(fe, lab.ca_file)
+            s.sendall((header + "<message><body><a><b><c>").encode())
+            s.close()
+        await loop.run_in_executor(None, unclosed)
+        alice.send_chat(jid("bob", "h"), "still here")
+        assert (await bob.next_message(5))["body"] == "still here"
+        await alice.close()
+        await bob.close()
+    run(go())
+
+
+def _metric(lab, server, name) -> float:
+    text = lab.admin(server, "/metrics")
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name) and not line.startswith("#"):
+            total += float(line.split()[-1])
+    return total
+
+
+def test_admin_reports_sessions(lab):
+    async def go():
+        c = await slix_connect(jid("dave", "adm"), "dave-pw", home(lab, "dave"), lab.ca_file)
+        server = next(f for f, a in lab.servers().items() if a == home(lab, "dave"))
+        sessions = lab.admin(server, "/sessions")["sessions"]
+        assert any(s["jid"] == jid("dave", "adm") for s in sessions)
+        assert lab.admin(server, "/status")["sessions"] >= 1
+        assert "tandem_frontend_sessions" in lab.admin(server, "/metrics")
+        await c.close()
+    run(go())
+
+
+def test_killed_front_end_users_land_on_the_other_server():
+    lab = make_lab("fekill")
+    try:
+        pool_servers = lab.pools[POOL1]["servers"]
+        owner = owner_of(list(pool_servers), jid("alice"))
+        survivor = next(f for f in pool_servers if f != owner)
+
+        async def go():
+            alice = await slix_connect(jid("alice", "k"), "alice-pw", pool_servers[owner], lab.ca_file)
+            lab.kill9(owner)
+            await asyncio.wait_for(alice.ended.wait(), 10)
+            wait_until(lambda: lab.admin(survivor, "/pool")["servers"] and not any(
+                s["healthy"] for s in lab.admin(survivor, "/pool")["servers"] if s["fqdn"] == owner),
+                10, "survivor sees the owner gone")
+            alice2 = await slix_connect(jid("alice", "k2"), "alice-pw", pool_servers[survivor],
+                                        lab.ca_file)
+            carol = await slix_connect(jid("carol", "k"), "carol-pw", home(lab, "carol"), lab.ca_file)
+            carol.send_chat(jid("alice"), "found you")
+            assert (await alice2.next_message(5))["body"] == "found you"
+            await alice2.close()
+            await carol.close()
+        run(go())
+    finally:
+        lab.close()
