@@ -13,6 +13,7 @@
 #include "frontend/internal/links.h"
 #include "rpc/metrics.h"
 #include "rpc/server.h"
+#include "xmpp/jid.h"
 #include "xmpp/transport.h"
 
 namespace tandem::frontend {
@@ -237,6 +238,55 @@ void FrontendServer::Impl::routeAdmin() {
       return nlohmann::json{{"server", config.server_fqdn}, {"sessions", list}};
     });
     return rpc::Response::json(doc);
+  });
+  // Users of this pool (tandemctl user ...): handlers call the store directly (thread-safe).
+  admin->route("GET", "/users", [this](const rpc::Request&) {
+    auto users = core->store().listUsers();
+    if (!users) return rpc::Response::error(users.error());
+    nlohmann::json list = nlohmann::json::array();
+    for (const auto& u : *users) {
+      list.push_back({{"name", u.name}, {"pool", u.pool}, {"created_at", u.created_at}});
+    }
+    return rpc::Response::json({{"pool", config.pool_fqdn}, {"users", list}});
+  });
+  admin->route("POST", "/users", [this](const rpc::Request& req) {
+    auto body = req.json();
+    if (!body) return rpc::Response::error(body.error());
+    std::string name = body->value("name", "");
+    std::string password = body->value("password", "");
+    if (!xmpp::isValidUserName(name)) {
+      return rpc::Response::error(invalidArgument(
+          "user name `" + name + "` is invalid: use 1-64 of a-z 0-9 . _ - starting with a letter or digit"));
+    }
+    if (password.empty()) return rpc::Response::error(invalidArgument("the password is empty"));
+    Status st = core->store().createUser(name, config.pool_fqdn, password);
+    if (!st.isOk()) return rpc::Response::error(st);
+    return rpc::Response::json({{"name", name}, {"pool", config.pool_fqdn}, {"created", true}});
+  });
+  admin->route("POST", "/users/password", [this](const rpc::Request& req) {
+    auto body = req.json();
+    if (!body) return rpc::Response::error(body.error());
+    std::string name = body->value("name", "");
+    std::string password = body->value("password", "");
+    if (password.empty()) return rpc::Response::error(invalidArgument("the password is empty"));
+    Status st = core->store().setPassword(name, password);
+    if (!st.isOk()) return rpc::Response::error(st);
+    return rpc::Response::json({{"name", name}, {"password_changed", true}});
+  });
+  admin->route("POST", "/users/remove", [this](const rpc::Request& req) {
+    auto body = req.json();
+    if (!body) return rpc::Response::error(body.error());
+    std::string name = body->value("name", "");
+    Status st = core->store().removeUser(name);
+    if (!st.isOk()) return rpc::Response::error(st);
+    // Sessions of a removed user end now (RFC 6120 §4.9.3.14 not-authorized).
+    onNetwork([this, name] {
+      for (auto& s : core->allSessions()) {
+        if (s->jid().local == name) s->closeWithError("not-authorized", "the account was removed");
+      }
+      return 0;
+    });
+    return rpc::Response::json({{"name", name}, {"removed", true}});
   });
   admin->route("GET", "/pool", [this](const rpc::Request&) {
     nlohmann::json doc = onNetwork([this] {
