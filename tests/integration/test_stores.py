@@ -62,6 +62,23 @@ def connect(d: StoreDeployment, *names: str, rw: bool = True):
     return c
 
 
+def run(d: StoreDeployment, names, *statements: str, rw: bool = True):
+    """Runs each statement in its own autocommit transaction; returns the last one's rows.
+
+    (psycopg2's `with connection` opens a transaction even in autocommit mode, so tests do not
+    use it: a commit must be acknowledged exactly where the test says.)"""
+    c = connect(d, *([names] if isinstance(names, str) else names), rw=rw)
+    try:
+        rows = None
+        with c.cursor() as cur:
+            for st in statements:
+                cur.execute(st)
+                rows = cur.fetchall() if cur.description else None
+        return rows
+    finally:
+        c.close()
+
+
 def role(d: StoreDeployment, name: str) -> str:
     return d.status(name)["role"]
 
@@ -115,8 +132,7 @@ def test_mirrored_store_becomes_synchronized(stores):
 def test_kill9_of_principal_loses_no_acknowledged_commit_and_old_principal_rejoins(stores):
     d = stores(mirrored(4), TIMEOUT_ENV)
     wait_until(lambda: d.status("sql1")["mirror_status"] == "SYNCHRONIZED", 120, "SYNCHRONIZED")
-    with connect(d, "sql1", "sql1m") as c, c.cursor() as cur:
-        cur.execute("CREATE TABLE acked(id bigint PRIMARY KEY)")
+    run(d, ["sql1", "sql1m"], "CREATE TABLE acked(id bigint PRIMARY KEY)")
     w = Writer(d, "sql1", "sql1m")
     w.start()
     wait_until(lambda: len(w.acked) > 200, 30, "writer running")
@@ -126,9 +142,7 @@ def test_kill9_of_principal_loses_no_acknowledged_commit_and_old_principal_rejoi
     wait_until(lambda: any(t > killed_at for _, t in w.acked), 30, "commits acknowledged again")
     w.stop.set()
     w.join(10)
-    with connect(d, "sql1m") as c, c.cursor() as cur:
-        cur.execute("SELECT id FROM acked")
-        present = {r[0] for r in cur.fetchall()}
+    present = {r[0] for r in run(d, "sql1m", "SELECT id FROM acked")}
     missing = [i for i, _ in w.acked if i not in present]
     assert not missing, f"{len(missing)} acknowledged commits lost: {missing[:10]}"
     before = max(t for _, t in w.acked if t <= killed_at)
@@ -141,9 +155,7 @@ def test_kill9_of_principal_loses_no_acknowledged_commit_and_old_principal_rejoi
     wait_until(lambda: role(d, "sql1") == "Mirror" and
                d.status("sql1m")["mirror_status"] == "SYNCHRONIZED", 90, "sql1 rejoined SYNCHRONIZED")
     assert d.status("sql1")["principal"] == "sql1m"
-    with connect(d, "sql1", rw=False) as c, c.cursor() as cur:
-        cur.execute("SELECT pg_is_in_recovery()")
-        assert cur.fetchone()[0] is True
+    assert run(d, "sql1", "SELECT pg_is_in_recovery()", rw=False)[0][0] is True
 
 
 def test_agent_restart_keeps_the_role_it_last_had(stores):
@@ -164,8 +176,7 @@ def test_agent_restart_keeps_the_role_it_last_had(stores):
 def test_isolated_principal_is_fenced_and_acknowledges_nothing(stores):
     d = stores(mirrored(6), TIMEOUT_ENV)
     wait_until(lambda: d.status("sql1")["mirror_status"] == "SYNCHRONIZED", 120, "SYNCHRONIZED")
-    with connect(d, "sql1") as c, c.cursor() as cur:
-        cur.execute("CREATE TABLE acked(id bigint PRIMARY KEY)")
+    run(d, "sql1", "CREATE TABLE acked(id bigint PRIMARY KEY)")
     # Isolate sql1: its mirror (agent + postgres) and the witness disappear.
     d.kill9("sql1m")
     d.kill9("w1")
@@ -214,26 +225,22 @@ def test_log_shipping_commit_on_primary_is_visible_on_backup_store_within_second
     d = stores(log_shipped(7, 8))
     wait_until(lambda: d.status("pcb")["pg_up"], 240, "pcb restoring")
     assert role(d, "pcb") == "BackupRestoring" and role(d, "pcbm") == "Stopped"
-    with connect(d, "pc1", "pc1m") as c, c.cursor() as cur:
-        cur.execute("CREATE TABLE t(id int)")
-        wait_until(lambda: _count(d, "pcb", "SELECT count(*) FROM t") is not None, 30, "table on pcb")
-        cur.execute("INSERT INTO t VALUES (42)")
-        t0 = time.monotonic()
+    run(d, ["pc1", "pc1m"], "CREATE TABLE t(id int)")
+    wait_until(lambda: _count(d, "pcb", "SELECT count(*) FROM t") is not None, 30, "table on pcb")
+    run(d, ["pc1", "pc1m"], "INSERT INTO t VALUES (42)")
+    t0 = time.monotonic()
     wait_until(lambda: _count(d, "pcb", "SELECT count(*) FROM t WHERE id = 42") == 1, 15, "row on pcb")
     delay = time.monotonic() - t0
     print(f"commit on pc1 visible on pcb after {delay:.2f} s")
     st = d.call("pcb", "GET", "/log-shipping/status")
     assert st["stanza"] == "pc1" and st["copy_job"] and st["last_copied"] and st["last_restored"]
     with pytest.raises(psycopg2.Error):  # restoring: read-only
-        with connect(d, "pcb", rw=False) as c, c.cursor() as cur:
-            cur.execute("INSERT INTO t VALUES (1)")
+        run(d, "pcb", "INSERT INTO t VALUES (1)", rw=False)
 
 
 def _count(d, name, sql):
     try:
-        with connect(d, name, rw=False) as c, c.cursor() as cur:
-            cur.execute(sql)
-            return cur.fetchone()[0]
+        return run(d, name, sql, rw=False)[0][0]
     except psycopg2.Error:
         return None
 
@@ -242,10 +249,8 @@ def test_backup_store_recovers_after_site_loss_and_fails_back(stores):
     """The agent steps the chat failover and failback runbooks call, in their order."""
     d = stores(log_shipped(9, 10))
     wait_until(lambda: d.status("pcb")["pg_up"], 240, "pcb restoring")
-    with connect(d, "pc1", "pc1m") as c, c.cursor() as cur:
-        cur.execute("CREATE TABLE t(id int)")
-        for i in range(20):
-            cur.execute("INSERT INTO t VALUES (%s)", (i,))
+    run(d, ["pc1", "pc1m"], "CREATE TABLE t(id int)",
+        *[f"INSERT INTO t VALUES ({i})" for i in range(20)])
     wait_until(lambda: _count(d, "pcb", "SELECT count(*) FROM t") == 20, 20, "rows shipped")
     d.kill9("pc1")
     d.kill9("pc1m")  # Site1 lost
@@ -257,10 +262,8 @@ def test_backup_store_recovers_after_site_loss_and_fails_back(stores):
     d.call("pcb", "POST", "/mirror/install", {"mirror": "pcbm"}, timeout=300)
     assert d.status("pcb")["mirror_status"] == "SYNCHRONIZED" or wait_until(
         lambda: d.status("pcb")["mirror_status"] == "SYNCHRONIZED", 30, "pcbm SYNCHRONIZED")
-    with connect(d, "pcb", "pcbm") as c, c.cursor() as cur:
-        cur.execute("SELECT count(*) FROM t")
-        assert cur.fetchone()[0] == 20
-        cur.execute("INSERT INTO t VALUES (100)")
+    assert run(d, ["pcb", "pcbm"], "SELECT count(*) FROM t")[0][0] == 20
+    run(d, ["pcb", "pcbm"], "INSERT INTO t VALUES (100)")
     # Failback: Site1 revived; pc1 restored from pcb's backup, mirror rebuilt, shipping reseeded.
     d.start("pc1")
     d.start("pc1m")
@@ -269,13 +272,10 @@ def test_backup_store_recovers_after_site_loss_and_fails_back(stores):
     d.call("pcb", "POST", "/fence", timeout=60)
     d.call("pc1", "POST", "/restore", {"overwrite": True, "from_stanza": "pcb"}, timeout=600)
     d.call("pc1", "POST", "/mirror/install", {"mirror": "pc1m"}, timeout=300)
-    with connect(d, "pc1", "pc1m") as c, c.cursor() as cur:
-        cur.execute("SELECT count(*) FROM t")
-        assert cur.fetchone()[0] == 21
+    assert run(d, ["pc1", "pc1m"], "SELECT count(*) FROM t")[0][0] == 21
     d.call("pc1", "POST", "/backup/full", timeout=300)
     d.call("pcb", "POST", "/log-shipping/configure", {"from": "pc1"}, timeout=600)
-    with connect(d, "pc1", "pc1m") as c, c.cursor() as cur:
-        cur.execute("INSERT INTO t VALUES (200)")
+    run(d, ["pc1", "pc1m"], "INSERT INTO t VALUES (200)")
     wait_until(lambda: _count(d, "pcb", "SELECT count(*) FROM t WHERE id = 200") == 1, 30,
                "log shipping resumed to pcb")
     assert role(d, "pcb") == "BackupRestoring"
