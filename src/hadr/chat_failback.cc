@@ -283,6 +283,13 @@ Step configureLogShippingAndMirror(Env& env, const std::string& pool) {
     if (ls && ls->role == "BackupRestoring" && ls->copy_job && ls->restore_job) {
       out = "log shipping from `" + p + "` to `" + b + "` was already running";
     } else {
+      // The backup store is still the writable copy of step 3: stop it first (the primary holds
+      // every message, checked by step 4), so it can be reseeded as a restoring standby.
+      auto bst = env.agentStatus(b);
+      if (bst && isWritableRole(bst->role)) {
+        auto stopped = ba->stop();
+        if (!stopped) return fail(stopped.error().withContext("stopping `" + b + "` before reseeding it"));
+      }
       auto r = ba->configureLogShipping(p);
       if (!r) return fail(r.error().withContext("configuring log shipping to `" + b + "`"));
       out = *r;

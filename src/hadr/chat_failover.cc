@@ -476,6 +476,13 @@ nlohmann::json failoverSummary(Env& env, const ChatFailoverOptions& o, const Ste
   r["active_servers"] = ctx.facts.value("active_servers", nlohmann::json::array());
   r["mgccomp"] = kMgccompNote;
   std::vector<std::string> lines;
+  if (ctx.what_if) {
+    lines.push_back("data-loss bound: known once the log backups are applied (step 3); log "
+                    "backups reach the share every " + std::to_string(r["interval_s"].get<int>()) + " s");
+    lines.push_back(kMgccompNote);
+    r["lines"] = lines;
+    return r;
+  }
   lines.push_back("data-loss bound: commits after " +
                   (r["last_commit_replayed"] == "" ? std::string("the last replayed commit (unknown)")
                                                     : fact(ctx, "last_commit_replayed")) +

@@ -157,7 +157,10 @@ std::string RunReport::render() const {
   o << runbook << " of " << subject << ": " << runOutcomeName(outcome);
   if (outcome != RunOutcome::kPlanned) o << " in " << fmtSeconds(total_s);
   o << "\n";
+  bool touched = outcome != RunOutcome::kRefused;
+  for (const auto& s : steps) touched |= s.state != "pending";
   for (const auto& s : steps) {
+    if (!touched) break;  // refused by the gate: the error says it all
     o << "  " << s.number << ". " << s.name << ": " << s.state;
     if (s.state == "done" || s.state == "failed") o << " (" << fmtSeconds(s.duration_s) << ")";
     if (!s.outcome.empty()) o << " - " << s.outcome;
