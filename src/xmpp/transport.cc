@@ -53,7 +53,7 @@ asio::awaitable<size_t> Transport::readSome(char* buf, size_t size) {
                                                           asio::use_awaitable);
 }
 
-asio::awaitable<void> Transport::writeAll(std::string_view data) {
+asio::awaitable<void> Transport::writeAll(std::string data) {
   if (tls_on_) {
     co_await asio::async_write(stream_, asio::buffer(data.data(), data.size()), asio::use_awaitable);
   } else {

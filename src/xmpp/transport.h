@@ -33,7 +33,8 @@ class Transport {
   // Reads what is available (at least 1 byte) into `buf`; returns the byte count.
   asio::awaitable<size_t> readSome(char* buf, size_t size);
   // Writes all of `data`.
-  asio::awaitable<void> writeAll(std::string_view data);
+  // Takes the bytes by value: the coroutine owns them until written.
+  asio::awaitable<void> writeAll(std::string data);
   // TLS handshake as server / as client (client verifies `host` when the context verifies).
   asio::awaitable<void> handshakeServer();
   asio::awaitable<void> handshakeClient(const std::string& host);

@@ -303,20 +303,15 @@ asio::awaitable<void> C2sSession::onAuth(const Element& auth) {
       co_return;
     }
     if (co_await redirectIfNotOwner(user)) co_return;
-    auto creds = co_await core_.db(
-        [&, user] { return core_.store().credentials(user, x::ScramHash::kSha256); }, true);
+    co_await core_.toDb(true);
+    auto creds = core_.store().credentials(user, x::ScramHash::kSha256);
+    bool ok = false;
+    if (creds && *creds) ok = x::verifyPassword(x::ScramHash::kSha256, **creds, plain->password);
+    co_await core_.toNetwork();
     if (!creds) {
       spdlog::warn("sign-in of {}: {}", user, creds.error().message());
       co_await saslFailure("temporary-auth-failure");
       co_return;
-    }
-    std::string password = plain->password;
-    bool ok = false;
-    if (*creds) {
-      auto c = **creds;
-      ok = co_await core_.db([c, password] {
-        return x::verifyPassword(x::ScramHash::kSha256, c, password);
-      }, true);
     }
     std::string authz = plain->authzid;
     if (!authz.empty() && authz != user + "@" + core_.config().domain) ok = false;
@@ -325,7 +320,7 @@ asio::awaitable<void> C2sSession::onAuth(const Element& auth) {
       co_return;
     }
     sasl_user_ = user;
-    co_await saslSuccess("");
+    co_await saslSuccess(std::string_view());
     co_return;
   }
   x::ScramHash hash;
@@ -349,8 +344,9 @@ asio::awaitable<void> C2sSession::onAuth(const Element& auth) {
   if (x::isValidUserName(name) && co_await redirectIfNotOwner(name)) co_return;
   std::optional<x::ScramCredentials> creds;
   if (x::isValidUserName(name)) {
-    auto r = co_await core_.db([&, name, hash] { return core_.store().credentials(name, hash); },
-                               true);
+    co_await core_.toDb(true);
+    auto r = core_.store().credentials(name, hash);
+    co_await core_.toNetwork();
     if (!r) {
       spdlog::warn("sign-in of {}: {}", name, r.error().message());
       scram_.reset();
@@ -385,7 +381,7 @@ asio::awaitable<void> C2sSession::onSaslResponse(const Element& resp) {
   co_await saslSuccess(*final_msg);
 }
 
-asio::awaitable<void> C2sSession::saslSuccess(const std::string& additional) {
+asio::awaitable<void> C2sSession::saslSuccess(std::string_view additional) {
   user_ = sasl_user_;
   jid_ = x::Jid{user_, core_.config().domain, ""};
   core_.metrics().addCounter("tandem_frontend_sign_ins_total", 1, {{"mechanism", mechanism_}});
@@ -397,7 +393,7 @@ asio::awaitable<void> C2sSession::saslSuccess(const std::string& additional) {
   co_return;
 }
 
-asio::awaitable<void> C2sSession::saslFailure(const std::string& condition) {
+asio::awaitable<void> C2sSession::saslFailure(const char* condition) {
   auth_failures_++;
   core_.metrics().addCounter("tandem_frontend_auth_failures_total");
   // Backoff: each failure on this connection waits longer (0.5 s, 1 s, 2 s), then we hang up,
@@ -405,7 +401,8 @@ asio::awaitable<void> C2sSession::saslFailure(const std::string& condition) {
   asio::steady_timer t(core_.io());
   t.expires_after(std::chrono::milliseconds(250 << std::min(auth_failures_, 4)));
   co_await t.async_wait(asio::use_awaitable);
-  writeRaw("<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><" + condition + "/></failure>");
+  writeRaw(std::string("<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><") + condition +
+           "/></failure>");
   if (auth_failures_ >= 5) closeWithError("policy-violation", "too many failed sign-ins");
 }
 

@@ -73,8 +73,8 @@ class C2sSession : public std::enable_shared_from_this<C2sSession> {
   asio::awaitable<void> onPreBind(xml::Element st);
   asio::awaitable<void> onAuth(const xml::Element& auth);
   asio::awaitable<void> onSaslResponse(const xml::Element& resp);
-  asio::awaitable<void> saslSuccess(const std::string& additional);
-  asio::awaitable<void> saslFailure(const std::string& condition);
+  asio::awaitable<void> saslSuccess(std::string_view additional);
+  asio::awaitable<void> saslFailure(const char* condition);
   // Redirects when `user` belongs to another pool or server; true when it did.
   asio::awaitable<bool> redirectIfNotOwner(const std::string& user);
   asio::awaitable<void> onBind(const xml::Element& iq);

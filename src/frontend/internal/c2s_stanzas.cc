@@ -48,7 +48,8 @@ asio::awaitable<void> C2sSession::onBound(Element st) {
     st.setAttr("to", to->full());
   }
   if (name == "presence") {
-    co_await core_.outboundPresence(shared_from_this(), std::move(st));
+    auto self = shared_from_this();
+    co_await core_.outboundPresence(self, std::move(st));
     co_return;
   }
   auto user = core_.onlineUser(jid_.bare());
@@ -142,10 +143,10 @@ asio::awaitable<void> C2sSession::onBlockingIq(Element iq) {
     co_return;
   }
   std::string owner = jid_.bare();
-  Status st = co_await core_.db([&, owner, jids, block]() -> Status {
-    if (!block && jids.empty()) return core_.store().clearBlocks(owner);
-    return core_.store().setBlocked(owner, jids, block);
-  });
+  co_await core_.toDb();
+  Status st = (!block && jids.empty()) ? core_.store().clearBlocks(owner)
+                                       : core_.store().setBlocked(owner, jids, block);
+  co_await core_.toNetwork();
   if (!st.isOk()) {
     spdlog::warn("block list of {}: {}", owner, st.message());
     send(x::errorReply(iq, "wait", "internal-server-error"));

@@ -39,6 +39,19 @@ Core::~Core() {
   auth_db_.join();
 }
 
+asio::awaitable<void> Core::toDb(bool auth) {
+  // The completion is bound to the pool's executor, so the coroutine resumes on a pool thread.
+  if (auth) {
+    co_await asio::post(asio::bind_executor(auth_db_, asio::use_awaitable));
+  } else {
+    co_await asio::post(asio::bind_executor(db_, asio::use_awaitable));
+  }
+}
+
+asio::awaitable<void> Core::toNetwork() {
+  co_await asio::post(io_.get_executor(), asio::use_awaitable);
+}
+
 void Core::spawn(asio::awaitable<void> a, std::string what) {
   asio::co_spawn(io_, std::move(a), [what](std::exception_ptr e) {
     if (!e) return;
@@ -67,23 +80,23 @@ asio::awaitable<std::string> Core::findHomePool(const std::string& user) {
   if (auto it = missing_users_.find(user); it != missing_users_.end() && it->second > now) {
     co_return "";
   }
-  auto pools = config_.pool_store_addresses;
-  std::string token = config_.token;
-  std::string own_pool = config_.pool_fqdn;
-  std::string found = co_await db(
-      [this, user, pools, token, own_pool]() -> std::string {
-        auto mine = store_.findUser(user);
-        if (mine && *mine) return (*mine)->pool;
-        for (const auto& [pool, addrs] : pools) {
-          if (pool == own_pool || addrs.empty()) continue;
-          auto c = store::Connection::open(store::connectionString(addrs, "rtc", token));
-          if (!c) continue;
-          auto r = (*c)->exec("SELECT pool FROM users WHERE name = $1", {user});
-          if (r && !r->rows.empty()) return r->rows[0][0];
-        }
-        return "";
-      },
-      true);
+  std::string found;
+  co_await toDb(true);
+  if (auto mine = store_.findUser(user); mine && *mine) {
+    found = (*mine)->pool;
+  } else {
+    for (const auto& [pool, addrs] : config_.pool_store_addresses) {
+      if (pool == config_.pool_fqdn || addrs.empty()) continue;
+      auto c = store::Connection::open(store::connectionString(addrs, "rtc", config_.token));
+      if (!c) continue;
+      auto r = (*c)->exec("SELECT pool FROM users WHERE name = $1", {user});
+      if (r && !r->rows.empty()) {
+        found = r->rows[0][0];
+        break;
+      }
+    }
+  }
+  co_await toNetwork();
   if (found.empty()) {
     missing_users_[user] = now + std::chrono::seconds(3);
   } else {
@@ -139,36 +152,30 @@ std::shared_ptr<UserState> Core::onlineUser(const std::string& bare) const {
 }
 
 asio::awaitable<std::shared_ptr<UserState>> Core::loadUser(const std::string& bare) {
-  struct Loaded {
-    Status status;
-    std::vector<RosterItem> roster;
-    std::vector<std::string> blocks;
-  };
-  Loaded l = co_await db([this, bare] {
-    Loaded out;
-    auto r = store_.roster(bare);
-    if (!r) {
-      out.status = r.error();
-      return out;
+  Status status;
+  std::vector<RosterItem> roster;
+  std::vector<std::string> blocks;
+  co_await toDb();
+  if (auto r = store_.roster(bare); !r) {
+    status = r.error();
+  } else {
+    roster = std::move(*r);
+    if (auto b = store_.blocks(bare); !b) {
+      status = b.error();
+    } else {
+      blocks = std::move(*b);
     }
-    out.roster = std::move(*r);
-    auto b = store_.blocks(bare);
-    if (!b) {
-      out.status = b.error();
-      return out;
-    }
-    out.blocks = std::move(*b);
-    return out;
-  });
+  }
+  co_await toNetwork();
   if (auto existing = onlineUser(bare)) co_return existing;
-  if (!l.status.isOk()) {
-    spdlog::warn("loading user {}: {}", bare, l.status.message());
+  if (!status.isOk()) {
+    spdlog::warn("loading user {}: {}", bare, status.message());
     co_return nullptr;
   }
   auto u = std::make_shared<UserState>();
   u->bare = bare;
-  for (auto& item : l.roster) u->roster[item.contact] = item;
-  u->blocks.insert(l.blocks.begin(), l.blocks.end());
+  for (auto& item : roster) u->roster[item.contact] = item;
+  u->blocks.insert(blocks.begin(), blocks.end());
   co_return u;
 }
 
@@ -240,35 +247,11 @@ void Core::route(Element st, Origin origin) {
       return;
     }
     std::string pool = homePoolOf(to->local);
-    auto deliver = [this, origin, started, bounce](Element st, x::Jid to, std::string pool) {
-      if (pool.empty()) {
-        bounce(st, "service-unavailable", "there is no user " + to.bare());
-        return;
-      }
-      std::string owner = ownerOf(pool, to.bare());
-      if (owner == config_.server_fqdn || (origin == Origin::kLink && pool == config_.pool_fqdn)) {
-        deliverLocal(std::move(st), to, origin);
-      } else if (owner.empty() || origin == Origin::kLink || !links_->send(owner, st)) {
-        bounce(st, "service-unavailable", "the home pool of " + to.bare() + " is unreachable");
-        return;
-      }
-      auto us = std::chrono::duration_cast<std::chrono::microseconds>(
-                    std::chrono::steady_clock::now() - started)
-                    .count();
-      metrics_.addCounter("tandem_frontend_routed_total");
-      metrics_.addCounter("tandem_frontend_routing_microseconds_total", static_cast<double>(us));
-    };
     if (!pool.empty()) {
-      deliver(std::move(st), *to, pool);
-      return;
+      routeToUser(std::move(st), *to, pool, origin, started);
+    } else {
+      spawn(routeAfterLookup(std::move(st), *to, origin), "user lookup");
     }
-    auto user = to->local;
-    spawn(
-        [this, st = std::move(st), to = *to, user, deliver]() mutable -> asio::awaitable<void> {
-          std::string p = co_await findHomePool(user);
-          deliver(std::move(st), to, p);
-        }(),
-        "user lookup");
     return;
   }
   if (config_.chat_pools.count(to->domain)) {
@@ -276,6 +259,37 @@ void Core::route(Element st, Origin origin) {
     return;
   }
   bounce(st, "remote-server-not-found", "federation with " + to->domain + " is not available here");
+}
+
+asio::awaitable<void> Core::routeAfterLookup(Element st, x::Jid to, Origin origin) {
+  auto started = std::chrono::steady_clock::now();
+  std::string user = to.local;
+  std::string pool = co_await findHomePool(user);
+  routeToUser(std::move(st), to, pool, origin, started);
+}
+
+void Core::routeToUser(Element st, const x::Jid& to, const std::string& pool, Origin origin,
+                       std::chrono::steady_clock::time_point started) {
+  auto bounce = [this](const Element& s, const std::string& text) {
+    if (!bounceable(s) || s.attr("from").empty()) return;
+    route(x::errorReply(s, "cancel", "service-unavailable", text), Origin::kServer);
+  };
+  if (pool.empty()) {
+    bounce(st, "there is no user " + to.bare());
+    return;
+  }
+  std::string owner = ownerOf(pool, to.bare());
+  if (owner == config_.server_fqdn || (origin == Origin::kLink && pool == config_.pool_fqdn)) {
+    deliverLocal(std::move(st), to, origin);
+  } else if (owner.empty() || origin == Origin::kLink || !links_->send(owner, st)) {
+    bounce(st, "the home pool of " + to.bare() + " is unreachable");
+    return;
+  }
+  auto us = std::chrono::duration_cast<std::chrono::microseconds>(
+                std::chrono::steady_clock::now() - started)
+                .count();
+  metrics_.addCounter("tandem_frontend_routed_total");
+  metrics_.addCounter("tandem_frontend_routing_microseconds_total", static_cast<double>(us));
 }
 
 void Core::deliverLocal(Element st, const x::Jid& to, Origin /*origin*/) {

@@ -58,14 +58,13 @@ class Core {
   Links& links() { return *links_; }
   Components& components() { return *components_; }
 
-  // Runs `f` on the PostgreSQL thread and resumes on the network thread with its result.
-  template <typename F>
-  asio::awaitable<std::invoke_result_t<F>> db(F f, bool auth = false) {
-    co_await asio::post(auth ? auth_db_.get_executor() : db_.get_executor(), asio::use_awaitable);
-    auto r = f();
-    co_await asio::post(io_.get_executor(), asio::use_awaitable);
-    co_return r;
-  }
+  // Moves the calling coroutine to a PostgreSQL thread (`auth`: the credential-lookup pool) /
+  // back to the network thread. Between the two, touch only the store:
+  //   co_await core.toDb(); auto r = core.store().roster(bare); co_await core.toNetwork();
+  // (No lambdas are handed to coroutines: GCC 12 miscompiles lambda captures in coroutine
+  // parameters and temporaries in co_await expressions.)
+  asio::awaitable<void> toDb(bool auth = false);
+  asio::awaitable<void> toNetwork();
   // Runs a coroutine detached on the network thread, logging what it throws.
   void spawn(asio::awaitable<void> a, std::string what);
 
@@ -114,6 +113,12 @@ class Core {
   void outboundMessage(const std::shared_ptr<C2sSession>& s, xml::Element m);
   void inboundMessage(xml::Element m, const xmpp::Jid& to);
   void storeOffline(const std::string& bare, const xml::Element& m);
+
+  // Delivery of a stanza for a user whose home pool must be looked up first.
+  asio::awaitable<void> routeAfterLookup(xml::Element stanza, xmpp::Jid to, Origin origin);
+  void routeToUser(xml::Element stanza, const xmpp::Jid& to, const std::string& pool, Origin origin,
+                   std::chrono::steady_clock::time_point started);
+  asio::awaitable<void> storeOfflineAsync(std::string bare, std::string text, xml::Element m);
 
   // Counters.
   void countStanzaIn() { metrics_.addCounter("tandem_frontend_stanzas_in_total"); }

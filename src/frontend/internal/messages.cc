@@ -101,18 +101,20 @@ void Core::storeOffline(const std::string& bare, const Element& m) {
   copy.removeAttr("xmlns");
   std::string text = copy.toString();
   metrics_.addCounter("tandem_frontend_offline_stored_total");
-  spawn(
-      [this, bare, text, m]() -> asio::awaitable<void> {
-        Status st = co_await db([this, bare, text] { return store_.storeOffline(bare, text); });
-        if (!st.isOk()) {
-          spdlog::warn("offline message for {}: {}", bare, st.message());
-          if (m.attr("type") != "error" && !m.attr("from").empty()) {
-            route(x::errorReply(m, "wait", "resource-constraint", "offline storage is unavailable"),
-                  Origin::kServer);
-          }
-        }
-      }(),
-      "offline store");
+  spawn(storeOfflineAsync(bare, std::move(text), m), "offline store");
+}
+
+asio::awaitable<void> Core::storeOfflineAsync(std::string bare, std::string text, Element m) {
+  co_await toDb();
+  Status st = store_.storeOffline(bare, text);
+  co_await toNetwork();
+  if (!st.isOk()) {
+    spdlog::warn("offline message for {}: {}", bare, st.message());
+    if (m.attr("type") != "error" && !m.attr("from").empty()) {
+      route(x::errorReply(m, "wait", "resource-constraint", "offline storage is unavailable"),
+            Origin::kServer);
+    }
+  }
 }
 
 }  // namespace tandem::frontend

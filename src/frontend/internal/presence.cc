@@ -46,11 +46,10 @@ int priorityOf(const Element& p) {
 static asio::awaitable<bool> saveItem(Core& core, std::shared_ptr<UserState> user,
                                       RosterItem item, bool drop_pending) {
   std::string owner = user->bare;
-  Status st = co_await core.db([&core, owner, item, drop_pending] {
-    Status s = core.store().putRosterItem(owner, item);
-    if (s.isOk() && drop_pending) s = core.store().removePendingIn(owner, item.contact);
-    return s;
-  });
+  co_await core.toDb();
+  Status st = core.store().putRosterItem(owner, item);
+  if (st.isOk() && drop_pending) st = core.store().removePendingIn(owner, item.contact);
+  co_await core.toNetwork();
   if (!st.isOk()) {
     spdlog::warn("roster of {}: {}", owner, st.message());
     co_return false;
@@ -96,13 +95,15 @@ asio::awaitable<void> Core::outboundPresence(std::shared_ptr<C2sSession> s, Elem
       probe.setAttr("type", "probe").setAttr("from", bare).setAttr("to", contact);
       route(std::move(probe), Origin::kServer);
     }
-    auto pending = co_await db([this, bare] { return store_.pendingIn(bare); });
+    co_await toDb();
+    auto pending = store_.pendingIn(bare);
+    auto offline = store_.takeOffline(bare);
+    co_await toNetwork();
     if (pending) {
       for (auto& [contact, text] : *pending) {
         if (auto e = xml::parseElement(text)) s->send(*e);
       }
     }
-    auto offline = co_await db([this, bare] { return store_.takeOffline(bare); });
     if (!offline) {
       spdlog::warn("offline messages of {}: {}", bare, offline.error().message());
       co_return;
@@ -160,7 +161,10 @@ asio::awaitable<void> Core::outboundPresence(std::shared_ptr<C2sSession> s, Elem
         item.subscription = withFrom(item.subscription, false);
         if (!co_await saveItem(*this, user, item, true)) co_return;
       } else {
-        co_await db([this, bare, contact] { return store_.removePendingIn(bare, contact); });
+        co_await toDb();
+        Status ignored = store_.removePendingIn(bare, contact);  // best effort: nothing to undo
+        co_await toNetwork();
+        (void)ignored;
       }
       route(p, Origin::kClient);
       for (auto& [res, other] : user->sessions) {
@@ -216,9 +220,9 @@ asio::awaitable<void> Core::inboundPresence(Element p, x::Jid to) {
     }
     std::string text = p.toString();
     std::string owner = user->bare;
-    Status st = co_await db([this, owner, contact, text] {
-      return store_.addPendingIn(owner, contact, text);
-    });
+    co_await toDb();
+    Status st = store_.addPendingIn(owner, contact, text);
+    co_await toNetwork();
     if (!st.isOk()) spdlog::warn("subscription request for {}: {}", owner, st.message());
     deliverAll(p);
   } else if (type == "subscribed") {
@@ -229,7 +233,11 @@ asio::awaitable<void> Core::inboundPresence(Element p, x::Jid to) {
     deliverAll(p);
   } else if (type == "unsubscribe") {
     if (!existed) {
-      co_await db([this, owner = user->bare, contact] { return store_.removePendingIn(owner, contact); });
+      std::string owner = user->bare;
+      co_await toDb();
+      Status ignored = store_.removePendingIn(owner, contact);  // best effort
+      co_await toNetwork();
+      (void)ignored;
       co_return;
     }
     item.subscription = withFrom(item.subscription, false);

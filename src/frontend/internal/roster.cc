@@ -66,11 +66,10 @@ asio::awaitable<void> C2sSession::onRosterIq(Element iq) {
       co_return;
     }
     RosterItem old = it->second;
-    Status st = co_await core_.db([&, owner, cjid] {
-      Status s = core_.store().removeRosterItem(owner, cjid);
-      if (s.isOk()) s = core_.store().removePendingIn(owner, cjid);
-      return s;
-    });
+    co_await core_.toDb();
+    Status st = core_.store().removeRosterItem(owner, cjid);
+    if (st.isOk()) st = core_.store().removePendingIn(owner, cjid);
+    co_await core_.toNetwork();
     if (!st.isOk()) {
       spdlog::warn("roster of {}: {}", owner, st.message());
       send(x::errorReply(iq, "wait", "internal-server-error"));
@@ -104,7 +103,9 @@ asio::awaitable<void> C2sSession::onRosterIq(Element iq) {
     }
     item.groups.push_back(name);
   }
-  Status st = co_await core_.db([&, owner, item] { return core_.store().putRosterItem(owner, item); });
+  co_await core_.toDb();
+  Status st = core_.store().putRosterItem(owner, item);
+  co_await core_.toNetwork();
   if (!st.isOk()) {
     spdlog::warn("roster of {}: {}", owner, st.message());
     send(x::errorReply(iq, "wait", "internal-server-error"));
