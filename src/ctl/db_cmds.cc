@@ -284,13 +284,23 @@ void registerLogShipping(CLI::App* db, Context& ctx) {
   addJsonFlag(configure, ctx);
   configure->callback([&ctx, cf] {
     ctx.exit_code = withStore(ctx, cf->t, [&](hadr::Env& env, const std::string& store) -> int {
-      std::string plan = "reseed `" + cf->other + "` from the latest full backup of `" + store +
-                         "` and restore its logs from then on";
+      std::string plan = "take a full backup of `" + store + "`, reseed `" + cf->other +
+                         "` from it and restore its logs from then on";
       if (!cf->what_if && !confirm("This will " + plan + " (replacing its data).", cf->yes)) {
         return static_cast<int>(kExitRefused);
       }
+      // The reseed starts from the newest full backup of the primary: take one first, so it is
+      // on the primary's current timeline.
       return agentAction(ctx, env, cf->other, cf->what_if, plan,
-                         [&](sqlagent::Client& c) { return c.configureLogShipping(store); });
+                         [&](sqlagent::Client& c) -> Result<std::string> {
+                           auto primary = env.agent(store);
+                           if (!primary) return fail(primary.error());
+                           auto full = primary->fullBackup();
+                           if (!full) return fail(full.error().withContext("full backup of `" + store + "`"));
+                           auto r = c.configureLogShipping(store);
+                           if (!r) return r;
+                           return *full + "; " + *r;
+                         });
     });
   });
 

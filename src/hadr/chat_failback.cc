@@ -290,9 +290,15 @@ Step configureLogShippingAndMirror(Env& env, const std::string& pool) {
         auto stopped = ba->stop();
         if (!stopped) return fail(stopped.error().withContext("stopping `" + b + "` before reseeding it"));
       }
+      // The reseed starts from the newest full backup of the primary: take one now, so it is
+      // on the primary's current timeline (the restore of step 4 started a new one).
+      auto pa = env.agent(p);
+      if (!pa) return fail(pa.error());
+      auto full = pa->fullBackup();
+      if (!full) return fail(full.error().withContext("full backup of `" + p + "` for the reseed"));
       auto r = ba->configureLogShipping(p);
       if (!r) return fail(r.error().withContext("configuring log shipping to `" + b + "`"));
-      out = *r;
+      out = *full + "; " + *r;
     }
     if (!m.empty()) {
       auto st = env.agentStatus(p);
