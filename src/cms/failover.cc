@@ -171,8 +171,9 @@ Result<FailoverReport> failover(const topology::Topology& t, const FailoverOptio
     if (!newest || v->number > newest->number) newest = *v;
   }
   int64_t target_latest = target->latest ? target->latest->number : 0;
+  // Versions the new active will not hold: those newer than anything the target or a replica
+  // has. Unknowable when the old active is gone; 0 by construction when it answers (step 2).
   rep.versions_lost = 0;
-  if (!active && newest && newest->number > target_latest) rep.versions_lost = 0;  // seeded
   rep.epoch = rep.already_active ? target->epoch : max_epoch + 1;
   rep.version = rep.already_active ? target_latest
                                    : std::max(target_latest, newest ? newest->number : 0) + 1;

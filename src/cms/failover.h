@@ -44,7 +44,7 @@ struct FailoverReport {
   std::string to_store, to_pool;
   int64_t epoch = 0;            // the target's epoch afterwards (planned with what_if)
   int64_t version = 0;          // the failover version written (planned with what_if)
-  int64_t versions_lost = 0;    // versions known to exist that the new active does not hold
+  int64_t versions_lost = 0;    // always 0: step 2 carries over the newest version anyone holds
   std::string master;           // master after step 5 ("" when none appeared in time)
   bool already_active = false;
   std::vector<std::string> plan;  // what_if: the steps it would take

@@ -13,6 +13,13 @@
 // their pool became the CMS pool. Nothing here touches the serving of XMPP: when the CMS store
 // is down the master just keeps retrying and logs one warning.
 // The handle owns one background thread; stop() (or the destructor) joins it. Thread-safe.
+//
+// Wiring in the frontend role (daemon/role_frontend.cc), next to the replica and admin endpoint
+// (admin/endpoint.h), which must serve /cms/replica on the server's address:8443:
+//   auto master = cms::startMaster({.state_dir = o.state_dir, .fqdn = o.server,
+//                                   .replica = replica->get()});
+//   ... run until SIGTERM ...
+//   (*master)->stop();   // releases the lease so another server takes over at once
 #pragma once
 
 #include <chrono>

@@ -164,11 +164,14 @@ int runFailover(Context& ctx, const std::string& pool, bool what_if, bool yes) {
     std::snprintf(secs, sizeof secs, "%.1f", s);
     std::cerr << "[" << i << "/" << n << "] " << name << " … " << outcome << " (" << secs << " s)\n";
   };
+  auto progress = o.progress;
+  if (!what_if) o.progress = nullptr;  // the real run prints its own steps
   auto plan = cms::failover(*t, o);
   if (!plan) return reportError(plan.error());
+  o.progress = progress;
   if (what_if || plan->already_active) {
     if (ctx.json) {
-      printJson(plan->toJson());
+      if (what_if) printJson(plan->toJson());
     } else {
       std::cout << "CMS failover to store `" << plan->to_store << "` (pool " << plan->to_pool
                 << ")" << (what_if ? " would:" : ": nothing to do, it is already active") << "\n";
@@ -176,9 +179,10 @@ int runFailover(Context& ctx, const std::string& pool, bool what_if, bool yes) {
         for (size_t i = 0; i < plan->plan.size(); ++i)
           std::cout << "  " << i + 1 << ". " << plan->plan[i] << "\n";
     }
-    if (!plan->already_active || what_if) return kExitOk;
+    if (what_if) return kExitOk;
   }
-  if (!confirm("Make store `" + plan->to_store + "` (pool " + plan->to_pool +
+  if (!plan->already_active &&
+      !confirm("Make store `" + plan->to_store + "` (pool " + plan->to_pool +
                    ") the active CMS, replacing store `" + plan->from_store + "`?",
                yes))
     return kExitRefused;
