@@ -136,8 +136,8 @@ def test_kill9_of_principal_loses_no_acknowledged_commit_and_old_principal_rejoi
     w = Writer(d, "sql1", "sql1m")
     w.start()
     wait_until(lambda: len(w.acked) > 200, 30, "writer running")
-    killed_at = time.monotonic()
     d.kill9("sql1")  # agent and postgres, mid-stream
+    killed_at = time.monotonic()  # commits in flight at the kill count as before it
     wait_until(lambda: role(d, "sql1m") == "Principal", 30, "automatic failover to sql1m")
     wait_until(lambda: any(t > killed_at for _, t in w.acked), 30, "commits acknowledged again")
     w.stop.set()

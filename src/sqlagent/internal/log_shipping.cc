@@ -18,6 +18,7 @@
 
 #include "common/files.h"
 #include "common/process.h"
+#include "rpc/client.h"
 #include "sqlagent/internal/agent.h"
 
 namespace tandem::sqlagent {
@@ -340,6 +341,13 @@ Result<nlohmann::json> Agent::configureLogShipping(const std::string& from) {
     return fail(failedPrecondition("store `" + self_.name + "` is a writable " + p.role + "; stop it (or fail back) before reseeding it as a backup store"));
   }
   SQLAGENT_TRY(writePgbackrestConfs(shareDir(from)));
+  // A fresh full backup of the primary: an older one may predate a failback restore, whose new
+  // timeline branches from WAL that only the backup store's own stanza holds.
+  auto opts = rpc::clientOptionsFromStateDir(o_.state_dir);
+  if (!opts) return fail(opts.error());
+  opts->timeout = std::chrono::minutes(10);
+  auto b = rpc::AdminClient(src->address, 8443, *opts).post("/backup/full", nlohmann::json::object());
+  if (!b) return fail(b.error().withContext("cannot take a fresh full backup of `" + from + "` to reseed `" + self_.name + "`"));
   std::error_code ec;
   fs::remove_all(copyFolder() + "/archive", ec);
   p.role = kBackupRestoring;
