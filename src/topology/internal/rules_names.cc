@@ -5,13 +5,14 @@
 #include <map>
 
 #include "topology/internal/checker.h"
+#include "topology/internal/yaml_reader.h"
 
 namespace tandem::topology::internal {
 
 // ---- Checker ---------------------------------------------------------------------------------
 
 void Checker::add(int line, std::string rule, std::string message) {
-  problems_.push_back(Problem{t_.file, line, std::move(rule), std::move(message)});
+  problems_.push_back(Problem{t_.file, line, std::move(rule), oneLine(std::move(message))});
 }
 
 void Checker::unknown(const std::string& name, const std::string& key,

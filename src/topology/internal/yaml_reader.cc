@@ -7,18 +7,39 @@
 
 namespace tandem::topology::internal {
 
+std::string oneLine(std::string message) {
+  for (char& c : message) {
+    unsigned char u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) c = '?';
+  }
+  return message;
+}
+
 void ProblemSink::add(int line, std::string rule, std::string message) {
-  problems_.push_back(Problem{file_, line, std::move(rule), std::move(message)});
+  problems_.push_back(Problem{file_, line, std::move(rule), oneLine(std::move(message))});
 }
 
 bool ProblemSink::takeItem(int line) {
-  ++items_;
-  if (items_ == kMaxItems + 1) {
+  if (++items_ <= kMaxItems) return true;
+  if (!reported_too_large_) {
+    reported_too_large_ = true;
     add(line, "too-large",
         "the topology describes more than " + std::to_string(kMaxItems) +
-            " sites, stores, pools, servers, users and rooms; the rest were not read");
+            " sites, stores, pools, servers, users, rooms and list items; the rest were not "
+            "read");
   }
-  return items_ <= kMaxItems;
+  return false;
+}
+
+bool ProblemSink::takeEntry(int line) {
+  if (++entries_ <= kMaxEntries) return true;
+  if (!reported_too_large_) {
+    reported_too_large_ = true;
+    add(line, "too-large",
+        "the topology has more than " + std::to_string(kMaxEntries) +
+            " keys; the rest were not read");
+  }
+  return false;
 }
 
 int nodeLine(const YAML::Node& node, int fallback) {
@@ -55,6 +76,15 @@ bool isNull(const YAML::Node& n) {
   }
 }
 
+bool isScalar(const YAML::Node& n);
+
+// What a wrong value looked like, cut short: messages stay one readable line.
+std::string shown(const YAML::Node& n) {
+  if (!isScalar(n)) return nodeKindName(n);
+  const std::string& s = n.Scalar();
+  return s.size() <= 40 ? s : s.substr(0, 40) + "...";
+}
+
 bool isScalar(const YAML::Node& n) {
   try {
     return n.IsScalar();
@@ -82,6 +112,13 @@ MapReader::MapReader(const YAML::Node& node, ProblemSink& sink, KeyLines& lines,
         sink_.add(key_line, "wrong-type",
                   "a key in " + subject_ + " is " + nodeKindName(it->first) +
                       "; keys must be plain words such as `name`");
+        continue;
+      }
+      if (!sink_.takeEntry(key_line)) break;
+      if (it->first.Scalar().size() > ProblemSink::kMaxScalarBytes) {
+        sink_.add(key_line, "too-long",
+                  "a key in " + subject_ + " is " + std::to_string(it->first.Scalar().size()) +
+                      " characters long; keys are short words such as `name`");
         continue;
       }
       entries_.push_back(Entry{it->first.Scalar(), key_line, it->second});
@@ -126,8 +163,19 @@ bool MapReader::readString(const std::string& key, std::string& out, bool requir
     reportWrongType(key, *v, "a single value");
     return false;
   }
+  if (!checkLength(key, *v)) return false;
   out = v->Scalar();
   return true;
+}
+
+bool MapReader::checkLength(const std::string& key, const YAML::Node& v) {
+  size_t size = v.Scalar().size();
+  if (size <= ProblemSink::kMaxScalarBytes) return true;
+  sink_.add(nodeLine(v, keyLine(key)), "too-long",
+            "`" + key + "` of " + subject_ + " is " + std::to_string(size) +
+                " characters long; at most " + std::to_string(ProblemSink::kMaxScalarBytes) +
+                " are accepted");
+  return false;
 }
 
 bool MapReader::readBool(const std::string& key, bool& out) {
@@ -140,7 +188,7 @@ bool MapReader::readBool(const std::string& key, bool& out) {
   }
   sink_.add(nodeLine(*v, keyLine(key)), "wrong-type",
             "`" + key + "` of " + subject_ + " must be true or false, not `" +
-                (isScalar(*v) ? v->Scalar() : std::string(nodeKindName(*v))) + "`");
+                shown(*v) + "`");
   return false;
 }
 
@@ -162,7 +210,7 @@ bool MapReader::readInt(const std::string& key, int& out) {
   }
   sink_.add(nodeLine(*v, keyLine(key)), "wrong-type",
             "`" + key + "` of " + subject_ + " must be a whole number, not `" +
-                (isScalar(*v) ? v->Scalar() : std::string(nodeKindName(*v))) + "`");
+                shown(*v) + "`");
   return false;
 }
 
@@ -171,6 +219,7 @@ bool MapReader::readStringList(const std::string& key, std::vector<std::string>&
   if (v == nullptr || isNull(*v)) return false;
   // A single name where a list is expected is accepted: `active_servers: chat1a.example.test`.
   if (isScalar(*v)) {
+    if (!checkLength(key, *v)) return false;
     out = {v->Scalar()};
     lines_[key + "[0]"] = nodeLine(*v, keyLine(key));
     return true;
@@ -190,6 +239,7 @@ bool MapReader::readStringList(const std::string& key, std::vector<std::string>&
                       "; it must be a name");
         continue;
       }
+      if (!checkLength(key, item)) continue;
       lines_[key + "[" + std::to_string(out.size()) + "]"] = line;
       out.push_back(item.Scalar());
     }

@@ -27,11 +27,25 @@ class ProblemSink {
   bool takeItem(int line);
   static constexpr int kMaxItems = 10000;
 
+  // Counts one map key read; past kMaxEntries keys are skipped and `too-large` reported once.
+  bool takeEntry(int line);
+  static constexpr int kMaxEntries = 100000;
+
+  // Longest name, address or path accepted. An alias of a long scalar repeated in a list would
+  // otherwise copy it thousands of times (a few bytes of YAML, gigabytes of strings).
+  static constexpr size_t kMaxScalarBytes = 1024;
+
  private:
   std::string file_;
   std::vector<Problem> problems_;
   int items_ = 0;
+  int entries_ = 0;
+  bool reported_too_large_ = false;
 };
+
+// `message` with control characters (newlines, tabs, escapes from quoted YAML strings) replaced
+// by `?`, so that every problem prints as one line and cannot drive a terminal.
+std::string oneLine(std::string message);
 
 // The 1-based line of a node, or `fallback` when the node carries no position.
 int nodeLine(const YAML::Node& node, int fallback);
@@ -76,6 +90,7 @@ class MapReader {
     YAML::Node value;
   };
   void reportWrongType(const std::string& key, const YAML::Node& v, const char* expected);
+  bool checkLength(const std::string& key, const YAML::Node& scalar);  // too-long otherwise
 
   ProblemSink& sink_;
   KeyLines& lines_;

@@ -214,6 +214,31 @@ TEST(LoaderHostile, AliasBombIsBounded) {
   EXPECT_LE(servers, static_cast<size_t>(internal::ProblemSink::kMaxItems));
 }
 
+TEST(LoaderHostile, AliasesOfLongScalarsAreNotCopiedThousandsOfTimes) {
+  std::string text = "x: &a \"" + std::string(60000, 'a') + "\"\ndomain: *a\nsites:\n"
+                     "  - {name: S, low_latency_to: [";
+  for (int i = 0; i < 5000; ++i) text += "*a, ";
+  text += "*a]}\nstores: []\npools: []\n*a : 1\n";
+  LoadResult r = checkTopology(text, "t");
+  size_t too_long = 0, bytes = 0;
+  for (const auto& p : r.problems) {
+    too_long += p.rule == "too-long";
+    bytes += p.message.size();
+  }
+  EXPECT_GE(too_long, 3u);
+  EXPECT_LT(bytes, 20u * 1024 * 1024);
+  EXPECT_TRUE(r.topology.domain.empty());
+}
+
+TEST(LoaderHostile, MessagesStayOnOneLine) {
+  LoadResult r = checkTopology(
+      "domain: \"a\\nb\"\nsites: [{name: \"S\\n\\e[31m\"}]\nstores: []\npools: []\n", "t");
+  ASSERT_FALSE(r.problems.empty());
+  for (const auto& p : r.problems) {
+    for (char c : p.message) EXPECT_GE(static_cast<unsigned char>(c), 0x20) << p.message;
+  }
+}
+
 TEST(LoaderHostile, BinaryGarbageAndNulBytes) {
   std::string junk;
   for (int i = 0; i < 4096; ++i) junk.push_back(static_cast<char>((i * 7919) & 0xff));
