@@ -1,0 +1,281 @@
+"""Persistent chat: rooms, messages, history and MAM with real slixmpp clients (issue #7).
+
+A quickstart deployment (one front end, one chat server, one store). Alice and Bob sign in at the
+front end; the chat server serves chat.example.test as an XEP-0114 component behind it.
+"""
+
+import asyncio
+import itertools
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from lib.xmpp_clients import slix_connect
+
+NS_MUC = "http://jabber.org/protocol/muc"
+NS_USER = "http://jabber.org/protocol/muc#user"
+NS_OWNER = "http://jabber.org/protocol/muc#owner"
+NS_ADMIN = "http://jabber.org/protocol/muc#admin"
+NS_MAM = "urn:xmpp:mam:2"
+NS_RSM = "http://jabber.org/protocol/rsm"
+NS_SID = "urn:xmpp:sid:0"
+SERVICE = "chat.example.test"
+_ids = itertools.count(1)
+
+
+# ---- helpers (chat section; generic client code is lib/xmpp_clients.py) ------------------------
+
+class Chat:
+    """One signed-in user, with raw-XML helpers for MUC and MAM."""
+
+    def __init__(self, client):
+        self.c = client
+        self.jid = str(client.boundjid)
+
+    def send(self, xml: str):
+        self.c.send_raw(xml)
+
+    async def stanza(self, queue, pred, timeout=10, what="stanza"):
+        item = await self.c.next_from(queue, timeout=timeout, what=what, pred=lambda s: pred(s.xml))
+        return item.xml
+
+    async def message(self, pred, timeout=10, what="message"):
+        return await self.stanza(self.c.messages, pred, timeout, what)
+
+    async def join(self, room, nick, history=None, expect_error=None, timeout=10):
+        h = "" if history is None else f"<history maxstanzas='{history}'/>"
+        self.send(f"<presence to='{room}@{SERVICE}/{nick}'><x xmlns='{NS_MUC}'>{h}</x></presence>")
+        full = f"{room}@{SERVICE}/{nick}"
+
+        def mine(p):
+            if p.get("from") != full:
+                return False
+            if p.get("type") == "error":
+                return True
+            x = p.find(f"{{{NS_USER}}}x")
+            return x is not None and any(s.get("code") == "110" for s in x.findall(f"{{{NS_USER}}}status"))
+
+        p = await self.stanza(self.c.presences, mine, timeout, f"self-presence in {room}")
+        if expect_error:
+            assert p.get("type") == "error", f"{self.jid} joined {room} but expected {expect_error}"
+            assert p.find(f".//{{urn:ietf:params:xml:ns:xmpp-stanzas}}{expect_error}") is not None, \
+                ET.tostring(p)
+            return p
+        assert p.get("type") != "error", ET.tostring(p)
+        return p
+
+    async def iq(self, to, typ, payload, timeout=10, expect_error=None):
+        iq_id = f"q{next(_ids)}"
+        fut = asyncio.get_running_loop().create_future()
+        from slixmpp.xmlstream.handler import Callback
+        from slixmpp.xmlstream.matcher import MatchXPath
+        name = f"iq-{iq_id}"
+
+        def on_iq(stanza):
+            if stanza["id"] == iq_id and not fut.done():
+                fut.set_result(stanza.xml)
+        self.c.register_handler(Callback(name, MatchXPath("{jabber:client}iq"), on_iq))
+        try:
+            self.send(f"<iq type='{typ}' id='{iq_id}' to='{to}'>{payload}</iq>")
+            r = await asyncio.wait_for(fut, timeout)
+        finally:
+            self.c.remove_handler(name)
+        if expect_error:
+            assert r.get("type") == "error", ET.tostring(r)
+            assert r.find(f".//{{urn:ietf:params:xml:ns:xmpp-stanzas}}{expect_error}") is not None, \
+                ET.tostring(r)
+        else:
+            assert r.get("type") == "result", ET.tostring(r)
+        return r
+
+    async def configure(self, room, **fields):
+        vals = "".join(f"<field var='muc#roomconfig_{k}'><value>{v}</value></field>"
+                       for k, v in fields.items())
+        await self.iq(f"{room}@{SERVICE}", "set",
+                      f"<query xmlns='{NS_OWNER}'><x xmlns='jabber:x:data' type='submit'>"
+                      f"<field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig</value>"
+                      f"</field>{vals}</x></query>")
+
+    def say(self, room, body, origin=None):
+        o = f"<origin-id xmlns='{NS_SID}' id='{origin}'/>" if origin else ""
+        self.send(f"<message to='{room}@{SERVICE}' type='groupchat'><body>{body}</body>{o}</message>")
+
+    async def reflection(self, room, body, timeout=10):
+        return await self.message(
+            lambda m: m.get("type") == "groupchat" and m.get("from", "").startswith(f"{room}@")
+            and (m.findtext("{jabber:client}body") == body), timeout, f"reflection of {body!r}")
+
+    async def mam(self, room, max_=None, after=None, before=None, timeout=15):
+        """One MAM page: (bodies, stanza ids, fin element)."""
+        qid = f"mam{next(_ids)}"
+        rsm = ""
+        if max_ is not None or after or before is not None:
+            rsm = f"<set xmlns='{NS_RSM}'>"
+            if max_ is not None:
+                rsm += f"<max>{max_}</max>"
+            if after:
+                rsm += f"<after>{after}</after>"
+            if before is not None:
+                rsm += f"<before>{before}</before>"
+            rsm += "</set>"
+        got = []
+        collector_done = asyncio.Event()
+
+        async def collect():
+            while True:
+                m = await self.c.messages.get()
+                r = m.xml.find(f"{{{NS_MAM}}}result")
+                if r is not None and r.get("queryid") == qid:
+                    got.append(r)
+        task = asyncio.ensure_future(collect())
+        try:
+            fin_iq = await self.iq(f"{room}@{SERVICE}", "set",
+                                   f"<query xmlns='{NS_MAM}' queryid='{qid}'>{rsm}</query>", timeout)
+            await asyncio.sleep(0)  # results precede the iq result on the same stream
+        finally:
+            task.cancel()
+            collector_done.set()
+        bodies, ids = [], []
+        for r in got:
+            fwd = r.find("{urn:xmpp:forward:0}forwarded")
+            msg = fwd.find("{jabber:client}message")
+            bodies.append(msg.findtext("{jabber:client}body"))
+            ids.append(r.get("id"))
+        return bodies, ids, fin_iq.find(f"{{{NS_MAM}}}fin")
+
+
+async def sign_in(d, user):
+    fe = d.servers("frontend")[0]["address"]
+    c = await slix_connect(d.jid(user), d.user(user)["password"], fe, d.ca_file(), roster=False)
+    return Chat(c)
+
+
+def wait_chat_serving(d, timeout=60):
+    def attached():
+        s = d.admin("chat1a.example.test", "/status")
+        chat = s.get("chat", {})
+        return chat.get("schema_ready") and any(f["attached"] for f in chat.get("frontends", []))
+    d.wait_until(attached, timeout=timeout, what="chat server attached to the front end")
+
+
+@pytest.fixture(scope="module")
+def quick(deploy_module):
+    d = deploy_module("examples/quickstart.yaml")
+    wait_chat_serving(d)
+    return d
+
+
+# ---- tests --------------------------------------------------------------------------------------
+
+def test_create_configure_join_talk_history_and_mam_paging(quick):
+    async def scenario():
+        alice, bob = await sign_in(quick, "alice"), await sign_in(quick, "bob")
+        try:
+            # Alice creates a room (201, locked), configures it, Bob joins.
+            p = await alice.join("design", "alice")
+            codes = {s.get("code") for s in p.find(f"{{{NS_USER}}}x").findall(f"{{{NS_USER}}}status")}
+            assert "201" in codes, codes
+            await bob.join("design", "bob", expect_error="item-not-found")  # locked until configured
+            await alice.configure("design", roomname="Design", persistentroom=1)
+            await bob.join("design", "bob")
+            # Five messages: each reflected to Alice (with our stanza-id) and delivered to Bob.
+            for i in range(5):
+                alice.say("design", f"m{i}", origin=f"o{i}")
+                r = await alice.reflection("design", f"m{i}")
+                sid = r.find(f"{{{NS_SID}}}stanza-id")
+                assert sid is not None and sid.get("by") == f"design@{SERVICE}"
+                await bob.reflection("design", f"m{i}")
+            # Bob leaves and rejoins asking for 3 stanzas of history: m2..m4, delayed, then subject.
+            bob.send(f"<presence to='design@{SERVICE}/bob' type='unavailable'/>")
+            await bob.join("design", "bob", history=3)
+            hist = []
+            while True:
+                m = await bob.message(lambda m: m.get("from", "").startswith("design@"), what="history")
+                if m.find("{jabber:client}subject") is not None:
+                    break
+                if m.find("{urn:xmpp:delay}delay") is not None:
+                    hist.append(m.findtext("{jabber:client}body"))
+            assert hist == ["m2", "m3", "m4"], hist
+            # MAM with paging: pages of 2 cover all 5, in order, then complete.
+            bodies, ids, fin = await bob.mam("design", max_=2)
+            assert bodies == ["m0", "m1"] and fin.get("complete") != "true"
+            all_bodies = list(bodies)
+            while fin.get("complete") != "true":
+                bodies, ids2, fin = await bob.mam("design", max_=2, after=ids[-1])
+                all_bodies += bodies
+                ids = ids2 or ids
+            assert all_bodies == [f"m{i}" for i in range(5)]
+            last, _, _ = await bob.mam("design", max_=2, before="")
+            assert last == ["m3", "m4"]
+        finally:
+            await alice.c.close()
+            await bob.c.close()
+    asyncio.run(scenario())
+
+
+def test_members_only_private_messages_kick_ban_destroy(quick):
+    async def scenario():
+        alice, bob = await sign_in(quick, "alice"), await sign_in(quick, "bob")
+        try:
+            await alice.join("secret", "alice")
+            await alice.configure("secret", membersonly=1)
+            await bob.join("secret", "bob", expect_error="registration-required")
+            # Bob cannot read the archive either.
+            await bob.iq(f"secret@{SERVICE}", "set", f"<query xmlns='{NS_MAM}'/>", expect_error="forbidden")
+            # Alice makes Bob a member: now he may join.
+            await alice.iq(f"secret@{SERVICE}", "set",
+                           f"<query xmlns='{NS_ADMIN}'><item affiliation='member' jid='{quick.jid('bob')}'/></query>")
+            await bob.join("secret", "bob")
+            # Private message through the room.
+            bob.send(f"<message to='secret@{SERVICE}/alice' type='chat'><body>psst</body></message>")
+            pm = await alice.message(lambda m: m.findtext("{jabber:client}body") == "psst", what="PM")
+            assert pm.get("from") == f"secret@{SERVICE}/bob"
+            # Bob may not kick the owner; Alice kicks Bob (307), then bans him (301).
+            await bob.iq(f"secret@{SERVICE}", "set",
+                         f"<query xmlns='{NS_ADMIN}'><item nick='alice' role='none'/></query>",
+                         expect_error="not-allowed")
+            await alice.iq(f"secret@{SERVICE}", "set",
+                           f"<query xmlns='{NS_ADMIN}'><item nick='bob' role='none'><reason>out</reason></item></query>")
+            gone = await bob.stanza(bob.c.presences, lambda p: p.get("type") == "unavailable"
+                                    and p.get("from") == f"secret@{SERVICE}/bob", what="kick")
+            assert {"307", "110"} <= {s.get("code") for s in gone.iter(f"{{{NS_USER}}}status")}
+            await alice.iq(f"secret@{SERVICE}", "set",
+                           f"<query xmlns='{NS_ADMIN}'><item affiliation='outcast' jid='{quick.jid('bob')}'/></query>")
+            await bob.join("secret", "bob", expect_error="forbidden")
+            # Alice destroys the room; it is gone from the service.
+            await alice.iq(f"secret@{SERVICE}", "set",
+                           f"<query xmlns='{NS_OWNER}'><destroy><reason>done</reason></destroy></query>")
+            await bob.iq(f"secret@{SERVICE}", "get",
+                         "<query xmlns='http://jabber.org/protocol/disco#info'/>", expect_error="item-not-found")
+        finally:
+            await alice.c.close()
+            await bob.c.close()
+    asyncio.run(scenario())
+
+
+def test_hostile_input_gets_errors_and_costs_others_nothing(quick):
+    async def scenario():
+        alice, bob = await sign_in(quick, "alice"), await sign_in(quick, "bob")
+        try:
+            await alice.join("ops", "alice")   # demo room from the topology: exists, unlocked
+            await bob.join("ops", "x" * 200, expect_error="jid-malformed")
+            await bob.join("ops", "alice", expect_error="conflict")
+            await bob.join("ops", "bob")
+            alice.send(f"<message to='ops@{SERVICE}' type='groupchat' id='big'><body>{'A' * 70000}</body></message>")
+            err = await alice.message(lambda m: m.get("type") == "error" and m.get("id") == "big", what="error")
+            assert err.find(".//{urn:ietf:params:xml:ns:xmpp-stanzas}not-acceptable") is not None
+            # A forged stanza-id is stripped and replaced by ours.
+            alice.send(f"<message to='ops@{SERVICE}' type='groupchat'><body>hi</body>"
+                       f"<stanza-id xmlns='{NS_SID}' id='forged' by='ops@{SERVICE}'/></message>")
+            r = await bob.reflection("ops", "hi")
+            ids = [s.get("id") for s in r.findall(f"{{{NS_SID}}}stanza-id")]
+            assert len(ids) == 1 and ids[0] != "forged"
+            # Join flood: many nicknames from one account, the room keeps working.
+            for i in range(50):
+                bob.send(f"<presence to='ops@{SERVICE}/flood{i}'><x xmlns='{NS_MUC}'/></presence>")
+            alice.say("ops", "still here")
+            await bob.reflection("ops", "still here", timeout=15)
+        finally:
+            await alice.c.close()
+            await bob.c.close()
+    asyncio.run(scenario())
