@@ -316,6 +316,23 @@ int runPublish(Context& ctx, const std::string& file) {
   return kExitOk;
 }
 
+// The model without what only locates it in a file (line numbers, the file name), so that a
+// diff shows changes of meaning only.
+nlohmann::json withoutFilePositions(const nlohmann::json& j) {
+  if (j.is_object()) {
+    nlohmann::json out = nlohmann::json::object();
+    for (const auto& [k, v] : j.items())
+      if (k != "line" && k != "key_lines" && k != "file") out[k] = withoutFilePositions(v);
+    return out;
+  }
+  if (j.is_array()) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& v : j) out.push_back(withoutFilePositions(v));
+    return out;
+  }
+  return j;
+}
+
 int runDiff(Context& ctx, const std::string& file) {
   auto text = readValidFile(file);
   if (!text) return reportError(text.error(), "tandemctl topology validate " + file);
@@ -333,7 +350,8 @@ int runDiff(Context& ctx, const std::string& file) {
   }
   auto doc = cms::makeTopologyDocument(*text, file, before_settings);
   if (!doc) return reportError(doc.error());
-  nlohmann::json patch = nlohmann::json::diff(before, (*doc)["topology"]);
+  nlohmann::json patch = nlohmann::json::diff(withoutFilePositions(before),
+                                              withoutFilePositions((*doc)["topology"]));
   auto settings = cms::diffSettings(before_settings, (*doc)["settings"]);
   if (ctx.json) {
     printJson({{"published_version", number}, {"topology_changes", patch}, {"setting_changes", settings}});

@@ -5,6 +5,7 @@ Run: TANDEM_TEST_NET=12 /usr/bin/python3 -m pytest tests/integration/test_cms.py
 """
 
 import copy
+import json
 import os
 import signal
 import subprocess
@@ -91,9 +92,13 @@ def test_publish_reaches_every_replica_within_two_seconds(cms, tmp_path):
     st = d.ctl("cms", "status", json=True)
     assert st["active_master"] in ("fe1a.example.test", "fe1b.example.test")
     assert set(st["file_transfer_agents"]) == {"fe1a.example.test", "fe1b.example.test"}
-    # The cmdlet names answer the same.
-    assert d.ctl("Get-CsManagementStoreReplicationStatus", "-CentralManagementStoreStatus",
-                 json=True)["current_version"] == before + 1
+    # The cmdlet names answer the same (the cmdlet must be the first word: state dir by env).
+    cp = subprocess.run([str(d.tandemctl), "Get-CsManagementStoreReplicationStatus",
+                         "-CentralManagementStoreStatus", "--json"], capture_output=True,
+                        text=True, env={**os.environ, **d.env, "TANDEM_STATE_DIR": str(d.state_dir)},
+                        timeout=60)
+    assert cp.returncode == 0, cp.stderr
+    assert json.loads(cp.stdout)["current_version"] == before + 1
 
     # A setting: a new version that reaches every replica, and appears in /metrics.
     d.ctl("config", "set", "users.bob", '{"pool": "pool2.example.test"}')
