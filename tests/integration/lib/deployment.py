@@ -344,10 +344,12 @@ class DeploymentFactory:
             text = src.read_text()
             base = src.stem
         n = test_net()
-        state = Path(tempfile.mkdtemp(prefix=f"tandem-{n}-{self.label}-{base}-", dir=STATE_ROOT))
+        # Short on purpose: PostgreSQL's Unix socket path (<dir>/stores/<store>/run/.s.PGSQL.5432)
+        # must stay under 108 bytes, so the test name goes into the topology copy, not the path.
+        state = Path(tempfile.mkdtemp(prefix=f"tandem{n}-", dir=STATE_ROOT))
         os.chmod(state, 0o755)
         topo_path = Path(str(state) + ".yaml")
-        topo_path.write_text(rewrite_topology_text(text, n))
+        topo_path.write_text(f"# {self.label}: {base}\n" + rewrite_topology_text(text, n))
         d = Deployment(state, topo_path, env or {})
         self.deployments.append(d)
         if up:
