@@ -143,6 +143,7 @@ int runAgent(const AgentOptions& options, const std::atomic<bool>& stop) {
   while (!stop && !agent.bootstrapped()) {
     if (Status st = agent.bootstrap(stop); !st.isOk()) {
       spdlog::error("sqlagent `{}`: bootstrap: {}; retrying in 5 s", self->name, st.message());
+      agent.noteError("bootstrap: " + st.message());
       nap(std::chrono::seconds(5), stop);
     }
   }

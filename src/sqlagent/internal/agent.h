@@ -114,6 +114,11 @@ class Agent {
 
   const topology::Store& self() const { return self_; }
   bool bootstrapped() const { return bootstrapped_.load(); }
+  // Remembers the last failure for /health and /status (`detail`, `last_error`).
+  void noteError(const std::string& message) {
+    std::lock_guard lock(mu_);
+    last_error_ = message;
+  }
 
  private:
   // ---- helpers (agent.cc) ----

@@ -6,9 +6,22 @@
 namespace tandem::sqlagent {
 
 nlohmann::json Agent::health() {
+  // ok only once the store is in its role (a mirror streaming, a backup store restoring), so
+  // that `deploy up` waiting for health means "ready"; `detail` says what it is waiting for.
   Persisted p = persisted();
-  return {{"ok", true},          {"name", self_.name}, {"role", p.role.empty() ? "Starting" : p.role},
-          {"site", self_.site},  {"version", "0.1"},   {"bootstrapped", bootstrapped_.load()}};
+  std::string detail;
+  {
+    std::lock_guard lock(mu_);
+    detail = last_error_;
+  }
+  bool ok = bootstrapped_.load();
+  return {{"ok", ok},
+          {"name", self_.name},
+          {"role", p.role.empty() ? "Starting" : p.role},
+          {"site", self_.site},
+          {"version", "0.1"},
+          {"bootstrapped", ok},
+          {"detail", ok ? "" : (detail.empty() ? "starting: bringing the store into its role" : detail)}};
 }
 
 nlohmann::json Agent::status() {
