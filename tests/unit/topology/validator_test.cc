@@ -54,8 +54,11 @@ struct BrokenCase {
 
 const BrokenCase kBroken[] = {
     {"active-server-not-in-pool", "active-server-not-in-pool"},
+    {"active-server-repeated", "active-server-repeated"},
     {"active-server-wrong-site", "active-server-wrong-site"},
+    {"backup-mirror-mismatch", "backup-mirror-mismatch"},
     {"backup-mirror-other-site", "backup-mirror-other-site"},
+    {"backup-mirror-self", "backup-mirror-self"},
     {"backup-mirror-without-backup-store", "backup-mirror-without-backup-store"},
     {"chat-backup-log-shipping-mismatch", "chat-backup-log-shipping-mismatch"},
     {"chat-backup-no-log-shipping", "chat-backup-no-log-shipping"},
