@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "common/files.h"
+#include "cms/client.h"
 #include "common/process.h"
 #include "deploy/deploy.h"
 #include "deploy/internal/processes.h"
@@ -164,11 +165,51 @@ void waitPhase(const std::vector<const ProcessSpec*>& specs, std::vector<Process
   }
 }
 
-// TODO(H7): publish the topology to the CMS as version 1 through cms::Client once src/cms
-// offers it (#4 item 8); until then the front ends bootstrap from --topology.
-std::string publishToCms(const topology::Topology& /*topology*/, const std::string& /*state_dir*/) {
-  return "topology not published to the CMS: the CMS client is not built yet (servers read "
-         "--topology)";
+// Publishes the deployed topology to the CMS (version 1 on a new deployment; a new version when
+// the file changed; nothing when the CMS already holds this text). Needs the CMS pool's store up.
+// Returns the outcome sentence; `ok` tells whether the CMS holds the topology afterwards.
+std::string publishToCms(const topology::Topology& topology, const std::string& state_dir,
+                         const std::vector<ProcessState>& processes, bool& ok) {
+  ok = false;
+  const topology::Pool* pool = topology.cmsPool();
+  if (pool == nullptr) return "the topology has no CMS pool: nothing published";
+  for (const auto& p : processes) {
+    if (p.kind == "store" && p.name == pool->store && !p.healthy) {
+      return "topology not published to the CMS: its store `" + pool->store +
+             "` is not healthy (" + p.state + ")";
+    }
+  }
+  auto text = readFile(state_dir + "/topology.yaml");
+  if (!text) return "topology not published to the CMS: " + text.error().message();
+  // The store answers /health a moment before PostgreSQL takes writes: retry for a while.
+  auto deadline = Clock::now() + std::chrono::seconds(30);
+  Status last;
+  while (true) {
+    auto client = cms::Client::connect(topology, state_dir, "deploy");
+    if (client) {
+      auto current = (*client)->current();
+      if (current && current->document.value("topology_yaml", "") == *text) {
+        ok = true;
+        return "the CMS already holds this topology (version " +
+               std::to_string(current->number) + ")";
+      }
+      if (current || current.error().code() == StatusCode::kNotFound) {
+        auto v = (*client)->publish(*text, "topology.yaml");
+        if (v) {
+          ok = true;
+          return "published the topology to the CMS as version " + std::to_string(v->number);
+        }
+        last = v.error();
+      } else {
+        last = current.error();
+      }
+    } else {
+      last = client.error();
+    }
+    if (Clock::now() >= deadline) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+  return "topology not published to the CMS: " + last.message();
 }
 
 }  // namespace
@@ -226,8 +267,10 @@ Result<UpReport> up(const UpOptions& options) {
       states.push_back(&report.processes[i]);
     }
     if (phase == static_cast<int>(Phase::kFrontends) && options.only_site.empty()) {
-      report.cms_note = publishToCms(*topo, dir);
+      bool published = false;
+      report.cms_note = publishToCms(*topo, dir, report.processes, published);
       say(options.progress, "[cms] " + report.cms_note);
+      if (!published && topo->cmsPool() != nullptr) report.failed.push_back("cms");
     }
     if (specs.empty()) continue;
     say(options.progress, std::string("[") + phaseName(static_cast<Phase>(phase)) + "]");

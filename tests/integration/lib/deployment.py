@@ -107,7 +107,8 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """True while `pid` exists and is not a zombie (an unreaped zombie holds no resources)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
@@ -401,11 +402,11 @@ def teardown(d: Deployment, print_logs: bool = False) -> None:
                   if any(w in _cmdline(p) for w in ("tandemd", "postgres", "pgbackrest"))}
     candidates |= set(_processes_naming(str(d.state_dir)))
     for pid in candidates:
-        if _alive(pid):
+        if pid_alive(pid):
             print(f"teardown: killing leftover pid {pid}: {_cmdline(pid)[:160]}")
             _kill(pid)
     deadline = time.monotonic() + 10
-    while any(_alive(p) for p in candidates) and time.monotonic() < deadline:
+    while any(pid_alive(p) for p in candidates) and time.monotonic() < deadline:
         time.sleep(0.05)
     if not keep:
         shutil.rmtree(d.state_dir, ignore_errors=True)
@@ -413,7 +414,7 @@ def teardown(d: Deployment, print_logs: bool = False) -> None:
             d.topology_path.unlink()
         except OSError:
             pass
-    left = [p for p in candidates if _alive(p)]
+    left = [p for p in candidates if pid_alive(p)]
     if left:
         raise AssertionError(f"processes {left} survived SIGKILL")
 
