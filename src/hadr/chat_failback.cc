@@ -61,7 +61,14 @@ Status failbackGate(Env& env, const ChatFailbackOptions& o, StepContext& ctx) {
   }
   auto state = env.setting(chatStateKey(p.fqdn));
   if (!state) return failedPrecondition(state.error().message());
-  if (!ctx.resuming) ctx.facts["normal_at_start"] = *state != "FailedOver";
+  if (!ctx.resuming) {
+    // Already failed back only when the CMS says Normal AND the backup store is a restoring
+    // standby again: a writable backup store holds the pool's newest data whatever the CMS says
+    // (e.g. a revived old CMS copy that still reads Normal).
+    auto backup = env.agentStatus(p.backup_store);
+    bool restoring = backup && !isWritableRole(backup->role);
+    ctx.facts["normal_at_start"] = *state != "FailedOver" && restoring;
+  }
   std::vector<std::string> eligible = eligibleChatServers(env.topology(), p, (*primary)->site);
   std::vector<std::string> active = o.active_servers;
   if (active.empty()) {
