@@ -1,6 +1,6 @@
 // Shared fixture of the CMS unit tests: two throwaway PostgreSQL clusters (the CMS pool's store
 // and its backup pool's store), a state dir with the deployment secret and certificates, and a
-// two-pool topology whose servers live on 127.$TANDEM_TEST_NET.0.1-4.
+// two-pool topology whose servers live on 127.$TANDEM_TEST_NET.<per process>.1-6.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -9,6 +9,8 @@
 #include <fstream>
 #include <memory>
 #include <string>
+
+#include <unistd.h>
 
 #include "../store/pg_test_cluster.h"
 #include "common/files.h"
@@ -20,7 +22,11 @@ inline std::string testNet() {
   const char* n = std::getenv("TANDEM_TEST_NET");
   return n ? n : "12";
 }
-inline std::string serverAddress(int i) { return "127." + testNet() + ".0." + std::to_string(i); }
+// Per process (ctest runs tests in parallel, each binding :8443 on these addresses):
+// 127.NET.<1 + pid % 200>.i, away from the test clusters on 127.NET.0.x.
+inline std::string serverAddress(int i) {
+  return "127." + testNet() + "." + std::to_string(1 + ::getpid() % 200) + "." + std::to_string(i);
+}
 
 // The topology: poolA (CMS, store A, servers feA1 feA2), poolB (backup, store B, feB1), chat
 // pool (chatA1, chatB1), edge (edgeA1).
@@ -53,8 +59,12 @@ class CmsTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (!tandem::testing::PgTestCluster::available()) GTEST_SKIP() << "no PostgreSQL 15";
-    a_ = std::make_unique<tandem::testing::PgTestCluster>();
-    b_ = std::make_unique<tandem::testing::PgTestCluster>();
+    // PgTestCluster picks a free address, which a test running in parallel may take first:
+    // try again a few times.
+    for (int i = 0; i < 4 && (!a_ || a_->address().empty()); ++i)
+      a_ = std::make_unique<tandem::testing::PgTestCluster>();
+    for (int i = 0; i < 4 && (!b_ || b_->address().empty()); ++i)
+      b_ = std::make_unique<tandem::testing::PgTestCluster>();
     ASSERT_FALSE(a_->address().empty()) << a_->error();
     ASSERT_FALSE(b_->address().empty()) << b_->error();
     dir_ = "/var/tmp/tandem-cms-test-" + std::to_string(::getpid());
