@@ -151,7 +151,7 @@ void checkRoleKeys(const MapReader& r, const Pool& pool, ProblemSink& sink) {
       if (std::find(own.begin(), own.end(), key) != own.end() || !r.has(key)) continue;
       sink.add(r.keyLine(key), "key-not-for-role",
                "key `" + key + "` does not apply to " + r.subject() + ", " +
-                   aPool(pool.role) + "; it belongs to " + aPool(other) + "s");
+                   aPool(pool.role) + "; it is for " + aPool(other).substr(aPool(other).find(' ') + 1) + "s");
     }
   }
 }
