@@ -131,7 +131,9 @@ void MucService::dispatch(Room& room, xml::Element stanza) {
 
 void MucService::loadRoom(const std::string& name) {
   auto alive = alive_;
-  db_.read([this, alive, name](Result<store::Connection*> c) -> std::function<void()> {
+  // On the write strand, not the read pool: a load must see every earlier create, save and
+  // delete of the room (e.g. a destroy followed at once by a query).
+  db_.write([this, alive, name](Result<store::Connection*> c) -> std::function<void()> {
     Status st;
     std::optional<RoomRecord> rec;
     std::optional<Category> cat;

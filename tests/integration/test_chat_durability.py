@@ -58,7 +58,7 @@ def test_acknowledged_messages_survive_kill_9_exactly_once_in_order(quick):
 
             async def count():
                 while True:
-                    m = await alice.c.messages.get()
+                    m = await alice.msgs.get()
                     x = m.xml
                     body = x.findtext("{jabber:client}body") or ""
                     if x.get("type") == "groupchat" and body.startswith("d-") and \

@@ -29,8 +29,22 @@ class Chat:
     """One signed-in user, with raw-XML helpers for MUC and MAM."""
 
     def __init__(self, client):
+        from slixmpp.xmlstream.handler import Callback
+        from slixmpp.xmlstream.matcher import MatchXPath
         self.c = client
         self.jid = str(client.boundjid)
+        # slixmpp's own "message" event skips messages without a body (subjects, MAM results,
+        # errors) and errors never reach "presence_available": take every stanza raw.
+        self.msgs: asyncio.Queue = asyncio.Queue()
+        self.pres: asyncio.Queue = asyncio.Queue()
+        client.register_handler(Callback("chat-msgs", MatchXPath("{jabber:client}message"),
+                                         lambda st: self.msgs.put_nowait(st)))
+        client.register_handler(Callback("chat-pres", MatchXPath("{jabber:client}presence"),
+                                         lambda st: self.pres.put_nowait(st)))
+
+    def drain(self):
+        while not self.msgs.empty():
+            self.msgs.get_nowait()
 
     def send(self, xml: str):
         self.c.send_raw(xml)
@@ -40,7 +54,7 @@ class Chat:
         return item.xml
 
     async def message(self, pred, timeout=10, what="message"):
-        return await self.stanza(self.c.messages, pred, timeout, what)
+        return await self.stanza(self.msgs, pred, timeout, what)
 
     async def join(self, room, nick, history=None, expect_error=None, timeout=10):
         h = "" if history is None else f"<history maxstanzas='{history}'/>"
@@ -55,7 +69,7 @@ class Chat:
             x = p.find(f"{{{NS_USER}}}x")
             return x is not None and any(s.get("code") == "110" for s in x.findall(f"{{{NS_USER}}}status"))
 
-        p = await self.stanza(self.c.presences, mine, timeout, f"self-presence in {room}")
+        p = await self.stanza(self.pres, mine, timeout, f"self-presence in {room}")
         if expect_error:
             assert p.get("type") == "error", f"{self.jid} joined {room} but expected {expect_error}"
             assert p.find(f".//{{urn:ietf:params:xml:ns:xmpp-stanzas}}{expect_error}") is not None, \
@@ -118,23 +132,14 @@ class Chat:
             if before is not None:
                 rsm += f"<before>{before}</before>"
             rsm += "</set>"
+        fin_iq = await self.iq(f"{room}@{SERVICE}", "set",
+                               f"<query xmlns='{NS_MAM}' queryid='{qid}'>{rsm}</query>", timeout)
+        # Results arrive before the iq result on the same stream, so they are queued already.
         got = []
-        collector_done = asyncio.Event()
-
-        async def collect():
-            while True:
-                m = await self.c.messages.get()
-                r = m.xml.find(f"{{{NS_MAM}}}result")
-                if r is not None and r.get("queryid") == qid:
-                    got.append(r)
-        task = asyncio.ensure_future(collect())
-        try:
-            fin_iq = await self.iq(f"{room}@{SERVICE}", "set",
-                                   f"<query xmlns='{NS_MAM}' queryid='{qid}'>{rsm}</query>", timeout)
-            await asyncio.sleep(0)  # results precede the iq result on the same stream
-        finally:
-            task.cancel()
-            collector_done.set()
+        while not self.msgs.empty():
+            r = self.msgs.get_nowait().xml.find(f"{{{NS_MAM}}}result")
+            if r is not None and r.get("queryid") == qid:
+                got.append(r)
         bodies, ids = [], []
         for r in got:
             fwd = r.find("{urn:xmpp:forward:0}forwarded")
@@ -187,6 +192,8 @@ def test_create_configure_join_talk_history_and_mam_paging(quick):
                 await bob.reflection("design", f"m{i}")
             # Bob leaves and rejoins asking for 3 stanzas of history: m2..m4, delayed, then subject.
             bob.send(f"<presence to='design@{SERVICE}/bob' type='unavailable'/>")
+            await bob.stanza(bob.pres, lambda p: p.get("type") == "unavailable", what="left")
+            bob.drain()
             await bob.join("design", "bob", history=3)
             hist = []
             while True:
@@ -236,7 +243,7 @@ def test_members_only_private_messages_kick_ban_destroy(quick):
                          expect_error="not-allowed")
             await alice.iq(f"secret@{SERVICE}", "set",
                            f"<query xmlns='{NS_ADMIN}'><item nick='bob' role='none'><reason>out</reason></item></query>")
-            gone = await bob.stanza(bob.c.presences, lambda p: p.get("type") == "unavailable"
+            gone = await bob.stanza(bob.pres, lambda p: p.get("type") == "unavailable"
                                     and p.get("from") == f"secret@{SERVICE}/bob", what="kick")
             assert {"307", "110"} <= {s.get("code") for s in gone.iter(f"{{{NS_USER}}}status")}
             await alice.iq(f"secret@{SERVICE}", "set",
