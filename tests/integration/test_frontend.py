@@ -35,14 +35,16 @@ USERS = [
 PASSWORDS = {u["name"]: u["password"] for u in USERS}
 
 
-def make_lab(label: str) -> FrontendLab:
+def make_lab(label: str, block: int = 0) -> FrontendLab:
+    """`block` shifts every address (127.N.(1+block).x), so two labs can run side by side."""
+    s1, s2 = 1 + block, 2 + block
     pools = {
         POOL1: {"store": "sql1", "site": "Site1",
-                "servers": {"fe1a.example.test": addr(1, 1), "fe1b.example.test": addr(1, 2)}},
+                "servers": {"fe1a.example.test": addr(s1, 1), "fe1b.example.test": addr(s1, 2)}},
         POOL2: {"store": "sql2", "site": "Site2",
-                "servers": {"fe2a.example.test": addr(2, 1), "fe2b.example.test": addr(2, 2)}},
+                "servers": {"fe2a.example.test": addr(s2, 1), "fe2b.example.test": addr(s2, 2)}},
     }
-    lab = FrontendLab(label, pools, USERS, {"sql1": addr(1, 10), "sql2": addr(2, 10)})
+    lab = FrontendLab(label, pools, USERS, {"sql1": addr(s1, 10), "sql2": addr(s2, 10)})
     try:
         lab.start_store("sql1")
         lab.start_store("sql2")
@@ -148,6 +150,9 @@ def test_roster_subscription_with_approval_and_presence(lab):
     async def go():
         bob = await slix_connect(jid("bob", "r"), "bob-pw", home(lab, "bob"), lab.ca_file)
         dave = await slix_connect(jid("dave", "r"), "dave-pw", home(lab, "dave"), lab.ca_file)
+        for c in (bob, dave):  # answer subscription requests by hand, not automatically
+            c.roster.auto_authorize = False
+            c.roster.auto_subscribe = False
         bob.send_presence(pto=jid("dave"), ptype="subscribe")
         req = await dave.next_from(dave.subscriptions, 5, "subscribe",
                                    lambda p: p["type"] == "subscribe")
@@ -211,16 +216,22 @@ def test_carbons_copy_to_other_resources(lab):
 
 def test_stream_management_resumes_and_redelivers(lab):
     async def go():
-        bob = await slix_connect(jid("bob", "sm"), "bob-pw", home(lab, "bob"), lab.ca_file)
-        await bob.next_from(asyncio.Queue(), 0.01, "nothing") if False else None
+        fe = home(lab, "bob")
+        bob = await slix_connect(jid("bob", "sm"), "bob-pw", fe, lab.ca_file)
         sm = bob["xep_0198"]
-        wait_until(lambda: bool(sm.sm_id), 5, "stream management enabled")
+        deadline = time.monotonic() + 5
+        while not sm.sm_id and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert sm.sm_id, "stream management was not enabled"
         alice = await slix_connect(jid("alice", "sm"), "alice-pw", home(lab, "alice"), lab.ca_file)
-        # Cut bob's TCP connection without a goodbye; messages sent meanwhile wait for him.
+        # Cut bob's TCP connection without a goodbye; a message sent meanwhile waits for him.
         bob.transport.abort()
-        await asyncio.sleep(0.3)
+        await asyncio.wait_for(bob.ended.wait(), 5)
         alice.send_chat(jid("bob", "sm"), "while you were away")
-        m = await bob.next_message(20)
+        await asyncio.sleep(0.5)
+        bob.connect(address=(fe, 5222))
+        await asyncio.wait_for(bob.resumed.wait(), 10)
+        m = await bob.next_message(10)
         assert m["body"] == "while you were away"
         await alice.close()
         await bob.close()
@@ -322,7 +333,7 @@ def test_admin_reports_sessions(lab):
 
 
 def test_killed_front_end_users_land_on_the_other_server():
-    lab = make_lab("fekill")
+    lab = make_lab("fekill", block=10)
     try:
         pool_servers = lab.pools[POOL1]["servers"]
         owner = owner_of(list(pool_servers), jid("alice"))

@@ -20,7 +20,7 @@ namespace x = xmpp;
 C2sSession::C2sSession(Core& core, asio::ip::tcp::socket socket, bool direct_tls,
                        std::shared_ptr<asio::ssl::context> tls)
     : core_(core),
-      transport_(std::make_unique<x::Transport>(std::move(socket), std::move(tls))),
+      transport_(std::make_shared<x::Transport>(std::move(socket), std::move(tls))),
       direct_tls_(direct_tls),
       parser_(
           xml::StreamParser::Callbacks{
@@ -65,12 +65,13 @@ bool C2sSession::takeTokens(size_t bytes) {
 asio::awaitable<void> C2sSession::run() {
   auto self = shared_from_this();
   bool clean = false;
+  auto t = transport_;  // keeps the stream alive while a read is in flight
   try {
-    if (direct_tls_) co_await transport_->handshakeServer();
+    if (direct_tls_) co_await t->handshakeServer();
     if (direct_tls_) stage_ = Stage::kSecured;
     std::vector<char> buf(16384);
     while (transport_ && !closing_) {
-      size_t n = co_await transport_->readSome(buf.data(), buf.size());
+      size_t n = co_await t->readSome(buf.data(), buf.size());
       if (!takeTokens(n)) {
         core_.metrics().addCounter("tandem_frontend_policy_violations_total");
         closeWithError("policy-violation", "you are sending too fast");
@@ -112,15 +113,16 @@ void C2sSession::writeRaw(std::string data) {
 asio::awaitable<void> C2sSession::flush() {
   auto self = shared_from_this();
   writing_ = true;
+  auto t = transport_;  // keeps the stream alive while a write is in flight
   try {
-    while (transport_ && !out_.empty()) {
+    while (t && transport_ == t && !out_.empty()) {
       std::string chunk;
       chunk.swap(out_);
-      co_await transport_->writeAll(chunk);
+      co_await t->writeAll(std::move(chunk));
     }
   } catch (const std::exception&) {
     out_.clear();
-    if (transport_) transport_->close();
+    if (t) t->close();
   }
   writing_ = false;
   if (closing_ && transport_) transport_->close();
@@ -541,6 +543,7 @@ void C2sSession::onConnectionLost(bool clean) {
   }
   if (!clean && sm_resumable_ && !sm_id_.empty()) {
     // Keep the session for resumption: stanzas keep queueing in sm_unacked_.
+    if (transport_) transport_->close();
     transport_.reset();
     core_.detached[sm_id_] = shared_from_this();
     resume_timer_.expires_after(core_.config().sm_resume_timeout);
@@ -548,22 +551,25 @@ void C2sSession::onConnectionLost(bool clean) {
     resume_timer_.async_wait([self](asio::error_code ec) {
       if (ec || self->ended_) return;
       self->core_.detached.erase(self->sm_id_);
-      self->endSession();
+      self->endSession(true);
     });
     return;
   }
-  endSession();
+  endSession(!clean);
 }
 
-void C2sSession::endSession() {
+void C2sSession::endSession(bool redeliver) {
   if (ended_) return;
   ended_ = true;
+  if (transport_) transport_->close();
   transport_.reset();
   auto self = shared_from_this();
   if (available_) core_.broadcastUnavailable(self);
   core_.unbindSession(self);
-  // XEP-0198 §4 end: stanzas the client never acknowledged are delivered again, to another
-  // resource or to offline storage; only messages are worth it.
+  // XEP-0198 §4 end: when the connection was lost, stanzas the client never acknowledged are
+  // delivered again, to another resource or to offline storage; only messages are worth it.
+  // After a clean close (</stream:stream>) the client had them: no duplicates.
+  if (!redeliver) sm_unacked_.clear();
   for (auto& st : sm_unacked_) {
     if (st.name() != "message") continue;
     const std::string& type = st.attr("type");

@@ -90,12 +90,13 @@ class C2sSession : public std::enable_shared_from_this<C2sSession> {
   asio::awaitable<void> drained();
   bool takeTokens(size_t bytes);
   void onConnectionLost(bool clean);
-  void endSession();
+  void endSession(bool redeliver);
   // Moves the state of a detached session (same user, SM id) into this one.
   void adopt(C2sSession& old);
 
   Core& core_;
-  std::unique_ptr<xmpp::Transport> transport_;
+  // Shared so that a read or write in flight keeps the stream alive after the session lets go.
+  std::shared_ptr<xmpp::Transport> transport_;
   bool direct_tls_;
   std::string remote_;
   xml::StreamParser parser_;

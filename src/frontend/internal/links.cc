@@ -78,14 +78,15 @@ bool Links::send(const std::string& fqdn, const Element& stanza) {
 
 asio::awaitable<void> Links::flush(std::shared_ptr<Peer> peer) {
   peer->writing = true;
+  auto t = peer->transport;
   try {
-    while (peer->up && peer->transport && !peer->out.empty()) {
+    while (peer->up && t && peer->transport == t && !peer->out.empty()) {
       std::string chunk;
       chunk.swap(peer->out);
-      co_await peer->transport->writeAll(chunk);
+      co_await t->writeAll(std::move(chunk));
     }
   } catch (const std::exception&) {
-    if (peer->transport) peer->transport->close();
+    if (t) t->close();
   }
   peer->writing = false;
 }
@@ -100,17 +101,18 @@ asio::awaitable<bool> Links::connectOnce(Peer& peer) {
   auto r = co_await (sock.async_connect(ep, asio::use_awaitable) ||
                      timer.async_wait(asio::use_awaitable));
   if (r.index() != 0) co_return false;
-  peer.transport = std::make_unique<x::Transport>(std::move(sock), client_tls_);
+  peer.transport = std::make_shared<x::Transport>(std::move(sock), client_tls_);
+  auto t = peer.transport;  // this attempt's stream, alive until the attempt ends
   timer.expires_after(std::chrono::seconds(5));
-  auto hs = co_await (peer.transport->handshakeClient(peer.info.address) ||
+  auto hs = co_await (t->handshakeClient(peer.info.address) ||
                       timer.async_wait(asio::use_awaitable));
   if (hs.index() != 0) co_return false;
-  co_await peer.transport->writeAll(x::streamHeader(kNsLink, cfg.server_fqdn, peer.info.fqdn, ""));
-  x::StreamReader reader(*peer.transport);
+  co_await t->writeAll(x::streamHeader(kNsLink, cfg.server_fqdn, peer.info.fqdn, ""));
+  x::StreamReader reader(*t);
   auto ev = co_await reader.next();
   if (ev.kind != x::StreamEvent::kOpen || ev.element.attr("id").empty()) co_return false;
   std::string digest = x::sha1Hex(ev.element.attr("id") + cfg.token);
-  co_await peer.transport->writeAll("<handshake>" + digest + "</handshake>");
+  co_await t->writeAll("<handshake>" + digest + "</handshake>");
   ev = co_await reader.next();
   if (ev.kind != x::StreamEvent::kStanza || ev.element.name() != "handshake") {
     spdlog::warn("internal link to {} refused: {}", peer.info.fqdn, ev.element.toString());

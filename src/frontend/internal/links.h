@@ -48,7 +48,7 @@ class Links {
  private:
   struct Peer {
     PeerServer info;
-    std::unique_ptr<xmpp::Transport> transport;
+    std::shared_ptr<xmpp::Transport> transport;  // shared: in-flight I/O holds a copy
     bool up = false;
     bool writing = false;
     bool tried = false;

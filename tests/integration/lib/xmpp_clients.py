@@ -109,10 +109,12 @@ class SlixClient(slixmpp.ClientXMPP):
         self.carbons: asyncio.Queue = asyncio.Queue()
         self.stream_errors: asyncio.Queue = asyncio.Queue()
         self.started = asyncio.Event()
+        self.resumed = asyncio.Event()
         self.failed = asyncio.Event()
         self.ended = asyncio.Event()
         self.redirects: list[str] = []
         self.add_event_handler("session_start", self._on_start)
+        self.add_event_handler("session_resumed", lambda *_: self.resumed.set())
         self.add_event_handler("message", lambda m: self.messages.put_nowait(m))
         self.add_event_handler("presence_available", lambda p: self.presences.put_nowait(p))
         self.add_event_handler("presence_unavailable", lambda p: self.presences.put_nowait(p))
@@ -126,6 +128,14 @@ class SlixClient(slixmpp.ClientXMPP):
 
     async def _pick_dns_answer(self, domain, port=None):  # noqa: D401 - slixmpp hook
         return None  # connect straight to self.address (xmpp-testing.md: DNS trap)
+
+    def connect(self, address=None, *args, **kwargs):
+        # slixmpp 1.8.3's see-other-host handler stores the new host in self.address, then its
+        # reconnect() calls connect() without an address, which resets it to the JID's domain
+        # (a DNS lookup): keep whatever address we were pinned to or redirected to.
+        if address is None and getattr(self, "address", None) and self.address[0] != self.boundjid.host:
+            address = self.address
+        return super().connect(address, *args, **kwargs)
 
     def _on_stream_error(self, err):
         self.stream_errors.put_nowait(err)
@@ -141,7 +151,10 @@ class SlixClient(slixmpp.ClientXMPP):
             left = deadline - time.monotonic()
             if left <= 0:
                 raise AssertionError(f"{self.boundjid}: no message within {timeout} s")
-            m = await asyncio.wait_for(self.messages.get(), left)
+            try:
+                m = await asyncio.wait_for(self.messages.get(), left)
+            except asyncio.TimeoutError:
+                raise AssertionError(f"{self.boundjid}: no message within {timeout} s") from None
             if not body or m["body"]:
                 return m
 
@@ -182,10 +195,7 @@ async def slix_connect(jid: str, password: str, address: str, ca_file: Optional[
                        expect_failure: bool = False, **kw) -> SlixClient:
     _fast_pbkdf2()
     c = SlixClient(jid, password, ca_file, mechanism, **kw)
-    if direct_tls:
-        c.enable_direct_tls = True
-        c.enable_starttls = False
-    c.connect(address=(address, port), force_starttls=not direct_tls)
+    c.connect(address=(address, port), use_ssl=direct_tls, force_starttls=not direct_tls)
     done, _ = await asyncio.wait(
         [asyncio.ensure_future(c.started.wait()), asyncio.ensure_future(c.failed.wait())],
         timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
@@ -420,8 +430,11 @@ class FrontendLab:
         logdir = self.dir / "servers" / fqdn
         logdir.mkdir(parents=True, exist_ok=True)
         log = open(logdir / "server.log", "ab")
+        # TANDEM_GDB=<fqdn>: run that server under gdb and log a backtrace if it crashes.
+        gdb = ["gdb", "-batch", "-ex", "run", "-ex", "thread apply all bt 25", "--args"] \
+            if os.environ.get("TANDEM_GDB") == fqdn else []
         self.procs[fqdn] = subprocess.Popen(
-            [self.tandemd(), "--role", "frontend", "--topology", str(self.topology), "--state-dir",
+            [*gdb, self.tandemd(), "--role", "frontend", "--topology", str(self.topology), "--state-dir",
              str(self.dir), "--server", fqdn, "--log-level", os.environ.get("TANDEM_LOG", "info")],
             stdout=log, stderr=log, start_new_session=True)
         if wait:
@@ -494,7 +507,7 @@ def owner_of(servers: list[str], key: str) -> str:
 def _fnv1a(data: str) -> int:
     """HashRing::stableHash: FNV-1a 64 then the splitmix64 finaliser."""
     m = 0xFFFFFFFFFFFFFFFF
-    h = 0xcbf29ce484222325
+    h = 1469598103934665603  # as written in hash_ring.cc (not the textbook FNV offset)
     for b in data.encode():
         h ^= b
         h = (h * 0x100000001b3) & m
