@@ -10,6 +10,8 @@ PostgreSQL store per pool. Run: TANDEM_TEST_NET=14 TANDEM_BUILD_DIR=build-h4 \
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import re
 import socket
 import ssl
 import sys
@@ -25,6 +27,7 @@ from lib.xmpp_clients import (  # noqa: E402
     slix_connect, wait_until)
 
 POOL1, POOL2 = "pool1.example.test", "pool2.example.test"
+CHAT = "chat.example.test"
 USERS = [
     {"name": "alice", "pool": POOL1, "password": "alice-pw"},
     {"name": "bob", "pool": POOL1, "password": "bob-pw"},
@@ -44,7 +47,12 @@ def make_lab(label: str, block: int = 0) -> FrontendLab:
         POOL2: {"store": "sql2", "site": "Site2",
                 "servers": {"fe2a.example.test": addr(s2, 1), "fe2b.example.test": addr(s2, 2)}},
     }
-    lab = FrontendLab(label, pools, USERS, {"sql1": addr(s1, 10), "sql2": addr(s2, 10)})
+    chat = {"fqdn": CHAT, "role": "chat", "site": "Site1", "store": "sql1",
+            "frontend_pool": POOL1,
+            "servers": [{"fqdn": "chat1a.example.test", "address": addr(s1, 30)},
+                        {"fqdn": "chat1b.example.test", "address": addr(s1, 31)}],
+            "active_servers": ["chat1a.example.test", "chat1b.example.test"]}
+    lab = FrontendLab(label, pools, USERS, {"sql1": addr(s1, 10), "sql2": addr(s2, 10)}, chat=chat)
     try:
         lab.start_store("sql1")
         lab.start_store("sql2")
@@ -356,3 +364,74 @@ def test_killed_front_end_users_land_on_the_other_server():
         run(go())
     finally:
         lab.close()
+
+
+class RawComponent:
+    """A chat server's side of the component protocol (docs/architecture.md), by hand."""
+
+    def __init__(self, server: str):
+        self.server = server
+        self.buf = ""
+
+    async def attach(self, address: str, token: str) -> "RawComponent":
+        self.r, self.w = await asyncio.open_connection(address, 5347)
+        self.w.write((f"<stream:stream xmlns='jabber:component:accept' "
+                      f"xmlns:stream='http://etherx.jabber.org/streams' to='{CHAT}' "
+                      f"from='{self.server}'>").encode())
+        header = await self.read_until(r"<stream:stream[^>]*>")
+        stream_id = re.search(r"id=['\"]([^'\"]+)", header).group(1)
+        digest = hashlib.sha1((stream_id + token).encode()).hexdigest()
+        self.w.write(f"<handshake>{digest}</handshake>".encode())
+        await self.read_until(r"<handshake\s*/>")
+        return self
+
+    async def read_until(self, pattern: str, timeout: float = 5) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            m = re.search(pattern, self.buf, re.S)
+            if m:
+                self.buf = self.buf[m.end():]
+                return m.group(0)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"{self.server}: no {pattern!r} within {timeout} s; got {self.buf!r}")
+            chunk = await asyncio.wait_for(self.r.read(65536), left)
+            if not chunk:
+                raise AssertionError(f"{self.server}: connection closed; got {self.buf!r}")
+            self.buf += chunk.decode()
+
+    def send(self, xml: str) -> None:
+        self.w.write(xml.encode())
+
+    def close(self) -> None:
+        self.w.close()
+
+
+def test_room_stanzas_reach_the_owning_chat_server_and_replies_come_back(lab):
+    """Components attach only to the server alice does NOT use: her front end forwards the
+    stanza over the internal link, and the reply travels back the same way."""
+    pool_servers = lab.pools[POOL1]["servers"]
+    alice_fe = owner_of(list(pool_servers), jid("alice"))
+    other_fe = next(f for f in pool_servers if f != alice_fe)
+    room = f"ops@{CHAT}"
+    owner = owner_of(["chat1a.example.test", "chat1b.example.test"], room)
+
+    async def go():
+        comps = {s: await RawComponent(s).attach(pool_servers[other_fe], lab.token)
+                 for s in ("chat1a.example.test", "chat1b.example.test")}
+        alice = await slix_connect(jid("alice", "room"), "alice-pw", pool_servers[alice_fe], lab.ca_file)
+        alice.send_message(mto=room, mbody="hello room", mtype="groupchat")
+        got = await comps[owner].read_until(r"<message.*?</message>")
+        assert "hello room" in got and jid("alice", "room") in got
+        comps[owner].send(f"<message from='{room}/alice' to='{jid('alice', 'room')}' "
+                          f"type='groupchat'><body>echo</body></message>")
+        m = await alice.next_message(5)
+        assert m["body"] == "echo" and m["from"] == f"{room}/alice"
+        # A wrong secret is refused.
+        bad = RawComponent("chat1a.example.test")
+        with pytest.raises(AssertionError):
+            await bad.attach(pool_servers[other_fe], "0" * 64)
+        for c in comps.values():
+            c.close()
+        await alice.close()
+    run(go())
