@@ -107,7 +107,10 @@ int finish(Context& ctx, const Result<nlohmann::json>& r, const std::function<vo
 
 CLI::App* noun(CLI::App& app, const std::string& name, const std::string& help) {
   // Other files may add verbs to the same noun (e.g. pool failover): share the subcommand.
-  if (CLI::App* existing = app.get_subcommand_no_throw(name)) return existing;
+  // (CLI11 2.1 has no get_subcommand_no_throw.)
+  for (CLI::App* existing : app.get_subcommands({})) {
+    if (existing->get_name() == name) return existing;
+  }
   CLI::App* n = app.add_subcommand(name, help);
   n->require_subcommand(1);
   return n;
