@@ -141,10 +141,16 @@ void ChatServer::Impl::apply(const cms::Snapshot& snap) {
   view = *v;
   if (!view.active) {
     muc->setOwnership([](const std::string&) { return false; }, false);
-    for (auto& [addr, link] : links) link->stop();
-    links.clear();
     mgc_pool->resetAll();
     comp_pool->resetAll();
+    // Detach a moment later, so the evicted occupants' unavailable presences (status 332)
+    // still reach the front ends and their clients know to rejoin the new owner.
+    auto timer = std::make_shared<asio::steady_timer>(io, std::chrono::milliseconds(500));
+    timer->async_wait([this, timer](const asio::error_code&) {
+      if (view.active) return;  // reactivated meanwhile
+      for (auto& [addr, link] : links) link->stop();
+      links.clear();
+    });
   } else {
     auto ring = std::make_shared<HashRing>(view.active_servers);
     std::string service = view.service, me = options.server;

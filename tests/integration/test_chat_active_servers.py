@@ -1,0 +1,121 @@
+"""Active servers: rooms are spread over the active chat servers and move when the list changes;
+an inactive server serves nothing and says so (issue #7)."""
+
+import asyncio
+import copy
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from test_chat_muc import NS_USER, SERVICE, sign_in
+
+REPO = Path(__file__).resolve().parents[2]
+ROOMS = [f"r{i}" for i in range(10)]
+
+
+def topology():
+    t = yaml.safe_load((REPO / "examples" / "quickstart.yaml").read_text())
+    t = copy.deepcopy(t)
+    for p in t["pools"]:
+        if p["role"] == "chat":
+            p["servers"].append({"fqdn": "chat1b.example.test", "address": "127.0.1.31"})
+            p["active_servers"] = ["chat1a.example.test"]
+    return t
+
+
+def chat_status(d, server):
+    return d.admin(server, "/status")["chat"]
+
+
+def push_newest_version(d):
+    """Pushes the CMS's newest version to every server's replica, as the master's file transfer
+    agent does. Used only when no agent pushed it within 3 s (the front end does not run the
+    CMS master yet)."""
+    import psycopg2
+    store = next(p for p in d.pools("frontend") if p.get("cms"))["store"]
+    with psycopg2.connect(host=d.address(store), dbname="xds", user="tandem",
+                          password=d.token()) as conn, conn.cursor() as cur:
+        cur.execute("SELECT version, epoch, to_char(created_at AT TIME ZONE 'UTC', "
+                    "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), author, kind, summary, document "
+                    "FROM cms_versions ORDER BY epoch DESC, version DESC LIMIT 1")
+        v, e, at, author, kind, summary, doc = cur.fetchone()
+    body = {"version": v, "epoch": e, "created_at": at, "author": author, "kind": kind,
+            "summary": summary, "document": doc}
+    for s in d.servers():
+        try:
+            d.admin(s["fqdn"], "/cms/replica", method="PUT", body=body)
+        except Exception:  # noqa: BLE001 - a server without a replica route
+            pass
+
+
+def set_active(d, servers):
+    d.ctl("config", "set", f"chat.{SERVICE}.active_servers", json.dumps(servers))
+    try:
+        d.wait_until(lambda: chat_status(d, "chat1a.example.test")["active_servers"] == servers,
+                     timeout=3, what="replica push")
+    except AssertionError:
+        push_newest_version(d)
+
+
+def serving(d, server):
+    s = chat_status(d, server)
+    return s["active"] and s["schema_ready"] and any(f["attached"] for f in s["frontends"])
+
+
+@pytest.fixture(scope="module")
+def two_chat(deploy_module):
+    d = deploy_module(topology())
+    d.wait_until(lambda: serving(d, "chat1a.example.test"), timeout=60, what="chat1a serving")
+    return d
+
+
+def test_inactive_server_serves_nothing_and_rooms_spread_and_move(two_chat):
+    d = two_chat
+    s = chat_status(d, "chat1b.example.test")
+    assert not s["active"] and "not on the active server list" in s["reason"]
+    assert s["frontends"] == []
+    set_active(d, ["chat1a.example.test", "chat1b.example.test"])
+    d.wait_until(lambda: serving(d, "chat1b.example.test"), timeout=30, what="chat1b serving")
+
+    async def phase1():
+        alice = await sign_in(d, "alice")
+        try:
+            for r in ROOMS:
+                await alice.join(r, "alice")
+                await alice.configure(r, persistentroom=1)
+                alice.say(r, f"before-{r}")
+                await alice.reflection(r, f"before-{r}")
+        finally:
+            await alice.c.close()
+    asyncio.run(phase1())
+    owned_a = set(chat_status(d, "chat1a.example.test")["rooms_owned"])
+    owned_b = set(chat_status(d, "chat1b.example.test")["rooms_owned"])
+    assert owned_a | owned_b >= set(ROOMS) and not (owned_a & owned_b)
+    assert owned_a & set(ROOMS) and owned_b & set(ROOMS), (owned_a, owned_b)
+
+    async def phase2():
+        alice = await sign_in(d, "alice")
+        try:
+            moved = sorted(owned_b & set(ROOMS))
+            for r in moved:
+                await alice.join(r, "alice")
+            set_active(d, ["chat1a.example.test"])
+            # Occupants of rooms that moved away are told (status 332) and rejoin the new owner.
+            for r in moved:
+                p = await alice.stanza(alice.pres, lambda p, r=r: p.get("type") == "unavailable"
+                                       and p.get("from") == f"{r}@{SERVICE}/alice", timeout=10,
+                                       what=f"eviction from {r}")
+                assert "332" in {s.get("code") for s in p.iter(f"{{{NS_USER}}}status")}
+            for r in moved:
+                await alice.join(r, "alice")
+                alice.say(r, f"after-{r}")
+                await alice.reflection(r, f"after-{r}")
+                bodies, _, _ = await alice.mam(r)
+                assert bodies == [f"before-{r}", f"after-{r}"], bodies
+        finally:
+            await alice.c.close()
+    asyncio.run(phase2())
+    d.wait_until(lambda: not chat_status(d, "chat1b.example.test")["active"], timeout=5,
+                 what="chat1b inactive again")
