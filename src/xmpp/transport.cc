@@ -9,6 +9,8 @@ Result<std::shared_ptr<asio::ssl::context>> makeServerTlsContext(const std::stri
   ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
                    asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
                    asio::ssl::context::no_tlsv1_1 | asio::ssl::context::single_dh_use);
+  // Idle connections are the common case: let OpenSSL free its record buffers between reads.
+  SSL_CTX_set_mode(ctx->native_handle(), SSL_MODE_RELEASE_BUFFERS);
   asio::error_code ec;
   ctx->use_certificate_chain_file(cert_file, ec);
   if (ec) {

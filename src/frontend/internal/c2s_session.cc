@@ -69,7 +69,9 @@ asio::awaitable<void> C2sSession::run() {
   try {
     if (direct_tls_) co_await t->handshakeServer();
     if (direct_tls_) stage_ = Stage::kSecured;
-    std::vector<char> buf(16384);
+    // Small on purpose: one buffer per connection, most of them idle (TLS records are ≤ 16 KiB
+    // and simply take several reads).
+    std::vector<char> buf(4096);
     while (transport_ && !closing_) {
       size_t n = co_await t->readSome(buf.data(), buf.size());
       if (!takeTokens(n)) {
