@@ -34,6 +34,7 @@ def mirrored(x: int) -> list[dict]:
 @pytest.fixture
 def stores(request):
     made: list[StoreDeployment] = []
+    failed_before = request.session.testsfailed
 
     def make(topology: list[dict], env=None) -> StoreDeployment:
         d = StoreDeployment(request.node.name[:40], topology, env)
@@ -43,17 +44,10 @@ def stores(request):
 
     yield make
     for d in made:
-        if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
+        if request.session.testsfailed > failed_before:  # the call phase failed: show the logs
             for n in d.stores:
                 print(d.log_tail(n))
         d.close()
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    outcome = yield
-    rep = outcome.get_result()
-    setattr(item, "rep_" + rep.when, rep)
 
 
 def connect(d: StoreDeployment, *names: str, rw: bool = True):
@@ -279,3 +273,32 @@ def test_backup_store_recovers_after_site_loss_and_fails_back(stores):
     wait_until(lambda: _count(d, "pcb", "SELECT count(*) FROM t WHERE id = 200") == 1, 30,
                "log shipping resumed to pcb")
     assert role(d, "pcb") == "BackupRestoring"
+
+
+# ---- through `tandemctl deploy` (the whole two-site example) ---------------------------------------
+
+def _agent_status(d, name):
+    import json as _json
+    import ssl
+    import urllib.request
+    ctx = ssl.create_default_context(cafile=d.ca_file())
+    req = urllib.request.Request(f"https://{d.address(name)}:8443/status",
+                                 headers={"Authorization": f"Bearer {d.token()}"})
+    with urllib.request.urlopen(req, context=ctx, timeout=5) as r:
+        return _json.loads(r.read())
+
+
+def test_deploy_up_two_site_gives_synchronized_mirrors_and_a_restoring_backup_store(deploy):
+    d = deploy("examples/two-site.yaml", env=TIMEOUT_ENV)
+    for principal in ("sql1", "sql2", "pc1"):
+        d.wait_until(lambda: _agent_status(d, principal)["mirror_status"] == "SYNCHRONIZED",
+                     60, f"{principal} SYNCHRONIZED")
+    assert _agent_status(d, "pcb")["role"] == "BackupRestoring"
+    assert _agent_status(d, "w1")["role"] == "Witness"
+    # A data-centre outage and its return: every store back in its role, mirrors SYNCHRONIZED.
+    d.kill_site("Site1")
+    d.revive_site("Site1")
+    for principal in ("sql1", "pc1"):
+        d.wait_until(lambda: _agent_status(d, principal)["role"] == "Principal" and
+                     _agent_status(d, principal)["mirror_status"] == "SYNCHRONIZED",
+                     90, f"{principal} back SYNCHRONIZED")
