@@ -22,7 +22,7 @@ import subprocess
 import threading
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime
 
 import psycopg2
 import pytest
@@ -100,10 +100,6 @@ def run_killed_at_every_step(d, args, steps):
     cp = ctl_rc(d, *args, "--resume", "--json")
     assert cp.returncode == 0, cp.stdout + cp.stderr
     return json.loads(cp.stdout)
-
-
-def iso(t: float) -> str:
-    return datetime.fromtimestamp(t, timezone.utc).isoformat()
 
 
 def parse_ts(s: str) -> float:
