@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from test_chat_muc import NS_USER, SERVICE, sign_in
+from test_chat_muc import NS_USER, SERVICE, push_newest_version, sign_in
 
 REPO = Path(__file__).resolve().parents[2]
 ROOMS = [f"r{i}" for i in range(10)]
@@ -27,27 +27,6 @@ def topology():
 
 def chat_status(d, server):
     return d.admin(server, "/status")["chat"]
-
-
-def push_newest_version(d):
-    """Pushes the CMS's newest version to every server's replica, as the master's file transfer
-    agent does. Used only when no agent pushed it within 3 s (the front end does not run the
-    CMS master yet)."""
-    import psycopg2
-    store = next(p for p in d.pools("frontend") if p.get("cms"))["store"]
-    with psycopg2.connect(host=d.address(store), dbname="xds", user="tandem",
-                          password=d.token()) as conn, conn.cursor() as cur:
-        cur.execute("SELECT version, epoch, to_char(created_at AT TIME ZONE 'UTC', "
-                    "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), author, kind, summary, document "
-                    "FROM cms_versions ORDER BY epoch DESC, version DESC LIMIT 1")
-        v, e, at, author, kind, summary, doc = cur.fetchone()
-    body = {"version": v, "epoch": e, "created_at": at, "author": author, "kind": kind,
-            "summary": summary, "document": doc}
-    for s in d.servers():
-        try:
-            d.admin(s["fqdn"], "/cms/replica", method="PUT", body=body)
-        except Exception:  # noqa: BLE001 - a server without a replica route
-            pass
 
 
 def set_active(d, servers):

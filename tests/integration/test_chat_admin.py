@@ -5,10 +5,23 @@ low-latency to Site1), so making it active is refused while the pool is Normal.
 """
 
 import asyncio
+import json
+import os
+import subprocess
 
 import pytest
 
-from test_chat_muc import SERVICE, sign_in, wait_chat_serving
+from test_chat_muc import SERVICE, push_newest_version, sign_in, wait_chat_serving
+
+
+def cmdlet(d, *args, json_out=False):
+    """Runs a cmdlet line as an operator types it: the cmdlet first, the state dir from the
+    environment."""
+    cp = subprocess.run([str(d.tandemctl), *args, *(["--json"] if json_out else [])],
+                        capture_output=True, text=True, timeout=60,
+                        env={**os.environ, **d.env, "TANDEM_STATE_DIR": str(d.state_dir)})
+    assert cp.returncode == 0, f"{args[0]} exited {cp.returncode}: {cp.stderr}"
+    return json.loads(cp.stdout) if json_out else cp
 
 
 @pytest.fixture(scope="module")
@@ -33,21 +46,23 @@ def test_clearing_active_servers_stops_service_and_setting_them_back_restores_it
     assert what_if["active_servers"] == [] and what_if["what_if"]
     assert quick.admin("chat1a.example.test", "/status")["chat"]["active"]
     quick.ctl("chat", "active-servers", "set", "--pool", SERVICE, "--servers", "")
+    push_newest_version(quick)  # no-op once the CMS master's file transfer agent runs
     quick.wait_until(lambda: not quick.admin("chat1a.example.test", "/status")["chat"]["active"],
                      timeout=5, what="chat server inactive within 2 s of the change")
     st = quick.admin("chat1a.example.test", "/status")["chat"]
     assert "not on the active server list" in st["reason"]
     # Cmdlet alias puts it back.
-    quick.ctl("Set-CsPersistentChatActiveServer", "-Identity", f"PersistentChatServer:{SERVICE}",
+    cmdlet(quick, "Set-CsPersistentChatActiveServer", "-Identity", f"PersistentChatServer:{SERVICE}",
               "-ActiveServers", '@{Replace="chat1a.example.test"}')
+    push_newest_version(quick)
     wait_chat_serving(quick, timeout=30)
 
 
 def test_state_show_and_what_if(quick):
     doc = quick.ctl("chat", "state", "show", "--pool", SERVICE, json=True)
     assert doc["state"] == "Normal"
-    doc = quick.ctl("Set-CsPersistentChatState", "-Identity", f"service:{SERVICE}",
-                    "-PoolState", "FailedOver", "-WhatIf", json=True)
+    doc = cmdlet(quick, "Set-CsPersistentChatState", "-Identity", f"service:{SERVICE}",
+                 "-PoolState", "FailedOver", "-WhatIf", json_out=True)
     assert doc["what_if"] and doc["previous_state"] == "Normal"
     assert quick.ctl("chat", "state", "show", "--pool", SERVICE, json=True)["state"] == "Normal"
 
