@@ -59,6 +59,16 @@ nlohmann::json Agent::status() {
       {"partner_timeout_s", std::chrono::duration<double>(o_.partner_timeout).count()},
       {"last_error", last_error},
   };
+  if (p.role == kWitness) {
+    nlohmann::json watching = nlohmann::json::object();
+    std::lock_guard lock(mu_);
+    for (const auto& [name, v] : witness_views_) {
+      double age = v.ever ? std::chrono::duration<double>(std::chrono::steady_clock::now() - v.last_contact).count() : -1;
+      watching[name] = {{"reachable", v.ever && age < 2.5}, {"last_contact_age_s", age},
+                        {"writable", v.writable}, {"timeline", v.timeline}};
+    }
+    j["watching"] = watching;
+  }
   if (p.role == kBackupRestoring || !p.ls_from.empty()) {
     j["log_shipping_from"] = p.ls_from;
     j["log_shipping_removed"] = p.ls_removed;
