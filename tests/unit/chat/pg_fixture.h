@@ -42,7 +42,10 @@ class PgCluster : public ::testing::Environment {
     started_ = true;
   }
   void TearDown() override {
-    if (!started_) return;
+    if (!started_) {
+      if (!dir_.empty()) (void)runProcess({"rm", "-rf", dir_});
+      return;
+    }
     RunOptions as_pg;
     as_pg.user = "postgres";
     (void)runProcess({"/usr/lib/postgresql/15/bin/pg_ctl", "-D", dir_ + "/data", "-m",
