@@ -89,8 +89,9 @@ int finishUp(Context& ctx, const std::string& dir, const Result<deploy::UpReport
 }
 
 void registerUp(CLI::App* deploy, Context& ctx) {
-  auto* cmd = deploy->add_subcommand("up", "Start every store agent and server of a topology on "
-                                           "this machine (idempotent)");
+  auto* cmd = deploy->add_subcommand("up",
+                                     "Start every store agent and server of a topology on "
+                                     "this machine (idempotent)");
   static std::string file;
   static bool yes = false;
   static int timeout_s = 120;
@@ -107,8 +108,8 @@ void registerUp(CLI::App* deploy, Context& ctx) {
     o.phase_timeout = std::chrono::seconds(timeout_s);
     o.progress = progressLine;
     if (::access(o.tandemd.c_str(), X_OK) != 0) {
-      ctx.exit_code = reportError(notFound("the daemon binary `" + o.tandemd +
-                                           "` is missing; build it (scripts/build)"));
+      ctx.exit_code = reportError(
+          notFound("the daemon binary `" + o.tandemd + "` is missing; build it (scripts/build)"));
       return;
     }
     ctx.exit_code = finishUp(ctx, o.state_dir, deploy::up(o), "the deployment");
@@ -134,17 +135,18 @@ void registerStatus(CLI::App* deploy, Context& ctx) {
 }
 
 void registerDown(CLI::App* deploy, Context& ctx) {
-  auto* cmd = deploy->add_subcommand("down", "Stop every process (and PostgreSQL) of the "
-                                             "deployment; --purge also deletes its state");
+  auto* cmd = deploy->add_subcommand("down",
+                                     "Stop every process (and PostgreSQL) of the "
+                                     "deployment; --purge also deletes its state");
   static bool purge = false, yes = false;
   cmd->add_flag("--purge", purge, "Also delete everything in the state directory (data, keys)");
   addYesFlag(cmd, yes);
   addJsonFlag(cmd, ctx);
   cmd->callback([&ctx] {
     std::string dir = absoluteDir(ctx.state_dir);
-    if (purge && !confirm("Stop the deployment in " + dir +
-                              " and delete all of its data, keys and logs?",
-                          yes)) {
+    if (purge &&
+        !confirm("Stop the deployment in " + dir + " and delete all of its data, keys and logs?",
+                 yes)) {
       ctx.exit_code = kExitRefused;
       return;
     }
@@ -161,8 +163,7 @@ void registerDown(CLI::App* deploy, Context& ctx) {
                  {"purged", r->purged}});
     } else {
       std::cout << "stopped " << r->stopped << " process" << (r->stopped == 1 ? "" : "es")
-                << (r->killed ? ", killed " + std::to_string(r->killed) + " that did not stop"
-                              : "")
+                << (r->killed ? ", killed " + std::to_string(r->killed) + " that did not stop" : "")
                 << (r->postmasters
                         ? ", stopped " + std::to_string(r->postmasters) + " leftover PostgreSQL"
                         : "")
@@ -202,8 +203,9 @@ void registerKillSite(CLI::App* deploy, Context& ctx) {
 }
 
 void registerReviveSite(CLI::App* deploy, Context& ctx) {
-  auto* cmd = deploy->add_subcommand("revive-site", "Start again every process of SITE that is "
-                                                    "not running");
+  auto* cmd = deploy->add_subcommand("revive-site",
+                                     "Start again every process of SITE that is "
+                                     "not running");
   static std::string site;
   cmd->add_option("SITE", site, "Site name, e.g. Site1")->required();
   addJsonFlag(cmd, ctx);
@@ -244,8 +246,12 @@ void registerConnectInfo(CLI::App* deploy, Context& ctx) {
     Table t({"SERVER", "POOL", "SITE", "ADDRESS", "PORT"});
     for (const auto* pool : topo->poolsWithRole(topology::PoolRole::kFrontend)) {
       for (const auto& s : pool->servers) {
-        fes.push_back({{"server", s.fqdn}, {"pool", pool->fqdn}, {"site", s.site},
-                       {"address", s.address}, {"port", 5222}, {"direct_tls_port", 5223}});
+        fes.push_back({{"server", s.fqdn},
+                       {"pool", pool->fqdn},
+                       {"site", s.site},
+                       {"address", s.address},
+                       {"port", 5222},
+                       {"direct_tls_port", 5223}});
         t.addRow({s.fqdn, pool->fqdn, s.site, s.address, "5222"});
       }
     }
@@ -255,16 +261,20 @@ void registerConnectInfo(CLI::App* deploy, Context& ctx) {
       const auto& u = topo->users.front();
       std::string jid = u.name + "@" + topo->domain;
       const auto* home = topo->findPool(u.pool);
-      std::string addr = home && !home->servers.empty() ? home->servers.front().address
-                                                        : (fes.empty() ? "" : fes[0].value("address", ""));
+      std::string addr = home && !home->servers.empty()
+                             ? home->servers.front().address
+                             : (fes.empty() ? "" : fes[0].value("address", ""));
       user = {{"jid", jid}, {"password", u.password}, {"pool", u.pool}};
       example = "profanity, then: /connect " + jid + " server " + addr +
                 " port 5222 tls force   (password " + u.password +
                 "; accept the deployment's certificate, or trust " + ca + ")";
     }
     if (ctx.json) {
-      printJson({{"domain", topo->domain}, {"ca_file", ca}, {"frontends", fes},
-                 {"user", user}, {"example", example}});
+      printJson({{"domain", topo->domain},
+                 {"ca_file", ca},
+                 {"frontends", fes},
+                 {"user", user},
+                 {"example", example}});
       return;
     }
     std::cout << "domain  " << topo->domain << "\nCA      " << ca << "\n\n" << t.render();

@@ -19,10 +19,9 @@ using internal::RunRecord;
 using Clock = std::chrono::steady_clock;
 
 nlohmann::json toJson(const ProcessState& p) {
-  return {{"name", p.name},       {"kind", p.kind},       {"site", p.site},
-          {"role", p.role},       {"pool", p.pool},       {"address", p.address},
-          {"pid", p.pid},         {"up", p.up},           {"healthy", p.healthy},
-          {"state", p.state},     {"detail", p.detail},   {"log", p.log}};
+  return {{"name", p.name},       {"kind", p.kind},       {"site", p.site},     {"role", p.role},
+          {"pool", p.pool},       {"address", p.address}, {"pid", p.pid},       {"up", p.up},
+          {"healthy", p.healthy}, {"state", p.state},     {"detail", p.detail}, {"log", p.log}};
 }
 
 namespace {
@@ -108,8 +107,9 @@ std::pair<int, int> stopAll(const std::vector<RunRecord>& recs, std::chrono::sec
   int killed = 0;
   for (const auto* r : live) {
     if (internal::isOurProcess(r->pid)) {
-      if (progress) progress("  " + r->name + " did not stop within " +
-                             std::to_string(grace.count()) + " s: SIGKILL");
+      if (progress)
+        progress("  " + r->name + " did not stop within " + std::to_string(grace.count()) +
+                 " s: SIGKILL");
       internal::signalTree(r->pid, SIGKILL);
       ++killed;
     } else if (progress) {
@@ -164,8 +164,10 @@ Result<DownReport> down(const std::string& state_dir, bool purge, Progress progr
     if (!internal::livePostmaster(state_dir, name)) continue;
     if (progress) progress("  stopping the PostgreSQL of store " + name + " (left by its agent)");
     Status st = internal::stopPostmaster(state_dir, name, std::chrono::seconds(30));
-    if (st.isOk()) ++report.postmasters;
-    else if (first_error.isOk()) first_error = st;
+    if (st.isOk())
+      ++report.postmasters;
+    else if (first_error.isOk())
+      first_error = st;
   }
   if (!first_error.isOk()) return fail(first_error);
   if (purge) {
@@ -181,8 +183,8 @@ Result<KillReport> killSite(const std::string& state_dir, const std::string& sit
   if (topo->findSite(site) == nullptr) {
     std::string names;
     for (const auto& s : topo->sites) names += (names.empty() ? "" : ", ") + s.name;
-    return fail(invalidArgument("site `" + site + "` is not in the deployed topology (sites: " +
-                                names + ")"));
+    return fail(invalidArgument("site `" + site +
+                                "` is not in the deployed topology (sites: " + names + ")"));
   }
   KillReport report;
   std::vector<int> pids;

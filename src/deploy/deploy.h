@@ -14,10 +14,9 @@
 
 #include <chrono>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "common/status.h"
 
@@ -25,17 +24,17 @@ namespace tandem::deploy {
 
 // One process of the deployment as `deploy status` reports it.
 struct ProcessState {
-  std::string name;     // store name, server FQDN or compliance-<chat pool>
-  std::string kind;     // "store" | "server"
+  std::string name;  // store name, server FQDN or compliance-<chat pool>
+  std::string kind;  // "store" | "server"
   std::string site, role, pool, address, log;
-  int pid = 0;          // the last pid deploy started; 0 when never started
-  bool up = false;      // the process is alive
-  bool healthy = false; // /health answered ok (compliance adapters: alive)
+  int pid = 0;           // the last pid deploy started; 0 when never started
+  bool up = false;       // the process is alive
+  bool healthy = false;  // /health answered ok (compliance adapters: alive)
   // "healthy" | "starting" (alive, /health not ok yet) | "unhealthy" (alive, /health failing
   // past the deadline) | "down" | "not-built" (tandemd says the role is not built yet) |
   // "exited" (ended by itself; `detail` has its log's last line) | "not-started"
   std::string state;
-  std::string detail;   // one sentence on why it is not healthy; "" when healthy
+  std::string detail;  // one sentence on why it is not healthy; "" when healthy
 };
 nlohmann::json toJson(const ProcessState& p);
 

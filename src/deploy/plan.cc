@@ -9,10 +9,14 @@ using topology::PoolRole;
 
 const char* phaseName(Phase phase) {
   switch (phase) {
-    case Phase::kStores: return "stores";
-    case Phase::kFrontends: return "front ends";
-    case Phase::kChat: return "chat";
-    case Phase::kEdges: return "edges";
+    case Phase::kStores:
+      return "stores";
+    case Phase::kFrontends:
+      return "front ends";
+    case Phase::kChat:
+      return "chat";
+    case Phase::kEdges:
+      return "edges";
   }
   return "?";
 }
@@ -26,15 +30,18 @@ namespace {
 std::vector<std::string> daemonArgv(const std::string& tandemd, const std::string& role,
                                     const std::string& state_dir, const std::string& flag,
                                     const std::string& name) {
-  return {tandemd,       "--role",      role, "--topology", state_dir + "/topology.yaml",
-          "--state-dir", state_dir,     flag, name};
+  return {tandemd,       "--role",  role, "--topology", state_dir + "/topology.yaml",
+          "--state-dir", state_dir, flag, name};
 }
 
 Phase phaseOf(PoolRole role) {
   switch (role) {
-    case PoolRole::kFrontend: return Phase::kFrontends;
-    case PoolRole::kChat: return Phase::kChat;
-    case PoolRole::kEdge: return Phase::kEdges;
+    case PoolRole::kFrontend:
+      return Phase::kFrontends;
+    case PoolRole::kChat:
+      return Phase::kChat;
+    case PoolRole::kEdge:
+      return Phase::kEdges;
   }
   return Phase::kEdges;
 }
@@ -42,9 +49,12 @@ Phase phaseOf(PoolRole role) {
 std::vector<int> portsOf(PoolRole role) {
   // docs/architecture.md "Processes, addresses and ports".
   switch (role) {
-    case PoolRole::kFrontend: return {8443, 5222, 5223, 5270, 5347};
-    case PoolRole::kChat: return {8443};
-    case PoolRole::kEdge: return {8443, 5269};
+    case PoolRole::kFrontend:
+      return {8443, 5222, 5223, 5270, 5347};
+    case PoolRole::kChat:
+      return {8443};
+    case PoolRole::kEdge:
+      return {8443, 5269};
   }
   return {8443};
 }

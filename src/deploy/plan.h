@@ -17,8 +17,8 @@ enum class Phase { kStores = 0, kFrontends = 1, kChat = 2, kEdges = 3 };
 const char* phaseName(Phase phase);  // "stores" | "front ends" | "chat" | "edges"
 
 struct ProcessSpec {
-  std::string name;     // store name, server FQDN, or "compliance-<chat pool fqdn>"
-  std::string kind;     // "store" | "server"
+  std::string name;  // store name, server FQDN, or "compliance-<chat pool fqdn>"
+  std::string kind;  // "store" | "server"
   std::string site;
   std::string role;     // sqlagent | frontend | chat | compliance | edge
   std::string pool;     // the pool FQDN; empty for stores

@@ -15,8 +15,8 @@
 #include <map>
 #include <thread>
 
-#include "common/files.h"
 #include "cms/client.h"
+#include "common/files.h"
 #include "common/process.h"
 #include "deploy/deploy.h"
 #include "deploy/internal/processes.h"
@@ -38,8 +38,7 @@ void say(const Progress& p, const std::string& line) {
 
 std::string seconds(Clock::duration d) {
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1f s",
-                std::chrono::duration<double>(d).count());
+  std::snprintf(buf, sizeof buf, "%.1f s", std::chrono::duration<double>(d).count());
   return buf;
 }
 
@@ -65,8 +64,8 @@ void markEnded(ProcessState& state) {
     state.detail = "role not built: " + last;
   } else {
     state.state = "exited";
-    state.detail = last.empty() ? "exited with an empty log (" + state.log + ")"
-                                : "exited: " + last;
+    state.detail =
+        last.empty() ? "exited with an empty log (" + state.log + ")" : "exited: " + last;
   }
 }
 
@@ -105,8 +104,8 @@ Result<bool> startOne(const ProcessSpec& spec, const std::string& state_dir, Pro
   o.cwd = state_dir;
   auto pid = spawnDetached(spec.argv, o);
   if (!pid) return fail(pid.error().withContext("starting `" + spec.name + "`"));
-  RunRecord r{spec.name, spec.kind, spec.site, spec.role, spec.address, spec.log,
-              *pid,      spec.argv, internal::nowUtc()};
+  RunRecord r{spec.name, spec.kind, spec.site, spec.role,         spec.address,
+              spec.log,  *pid,      spec.argv, internal::nowUtc()};
   if (Status st = internal::writeRunRecord(state_dir, r); !st.isOk()) return fail(st);
   state.pid = *pid;
   state.up = true;
@@ -132,8 +131,8 @@ void waitPhase(const std::vector<const ProcessSpec*>& specs, std::vector<Process
       internal::reapIfChild(st.pid);
       if (!internal::isOurProcess(st.pid)) {
         markEnded(st);
-        say(progress, "  " + st.name + (st.state == "not-built" ? " not started: " : " ") +
-                          st.detail);
+        say(progress,
+            "  " + st.name + (st.state == "not-built" ? " not started: " : " ") + st.detail);
         continue;
       }
       Status h = Status::ok();
@@ -159,8 +158,8 @@ void waitPhase(const std::vector<const ProcessSpec*>& specs, std::vector<Process
     if (!st->state.empty()) continue;
     st->state = "unhealthy";
     st->detail = "not healthy after " + std::to_string(timeout.count()) +
-                 " s: " + last_error[st->name] + "; its log ends: " +
-                 internal::lastLogLine(st->log);
+                 " s: " + last_error[st->name] +
+                 "; its log ends: " + internal::lastLogLine(st->log);
     say(progress, "  " + st->name + " " + st->detail);
   }
 }
@@ -175,8 +174,8 @@ std::string publishToCms(const topology::Topology& topology, const std::string& 
   if (pool == nullptr) return "the topology has no CMS pool: nothing published";
   for (const auto& p : processes) {
     if (p.kind == "store" && p.name == pool->store && !p.healthy) {
-      return "topology not published to the CMS: its store `" + pool->store +
-             "` is not healthy (" + p.state + ")";
+      return "topology not published to the CMS: its store `" + pool->store + "` is not healthy (" +
+             p.state + ")";
     }
   }
   auto text = readFile(state_dir + "/topology.yaml");
@@ -190,8 +189,8 @@ std::string publishToCms(const topology::Topology& topology, const std::string& 
       auto current = (*client)->current();
       if (current && current->document.value("topology_yaml", "") == *text) {
         ok = true;
-        return "the CMS already holds this topology (version " +
-               std::to_string(current->number) + ")";
+        return "the CMS already holds this topology (version " + std::to_string(current->number) +
+               ")";
       }
       if (current || current.error().code() == StatusCode::kNotFound) {
         auto v = (*client)->publish(*text, "topology.yaml");
@@ -216,8 +215,7 @@ std::string publishToCms(const topology::Topology& topology, const std::string& 
 
 Result<UpReport> up(const UpOptions& options) {
   const std::string& dir = options.state_dir;
-  std::string file = options.topology_file.empty() ? dir + "/topology.yaml"
-                                                   : options.topology_file;
+  std::string file = options.topology_file.empty() ? dir + "/topology.yaml" : options.topology_file;
   std::error_code ec;
   if (!fs::exists(file, ec)) {
     if (options.topology_file.empty()) {
@@ -232,8 +230,8 @@ Result<UpReport> up(const UpOptions& options) {
                                 " lists every problem)"));
   }
   if (!options.only_site.empty() && topo->findSite(options.only_site) == nullptr) {
-    return fail(invalidArgument("site `" + options.only_site +
-                                "` is not in the deployed topology"));
+    return fail(
+        invalidArgument("site `" + options.only_site + "` is not in the deployed topology"));
   }
   auto plan = planProcesses(*topo, dir, options.tandemd);
   // A different topology must not be laid over processes that run from another one.
@@ -277,13 +275,18 @@ Result<UpReport> up(const UpOptions& options) {
     for (size_t i = 0; i < specs.size(); ++i) {
       auto started = startOne(*specs[i], dir, *states[i], options.progress);
       if (!started) return fail(started.error());
-      if (*started) ++report.started; else ++report.already_running;
+      if (*started)
+        ++report.started;
+      else
+        ++report.already_running;
     }
     waitPhase(specs, states, dir, options.phase_timeout, options.progress);
   }
   for (const auto& p : report.processes) {
-    if (p.state == "not-built") report.not_built.push_back(p.name);
-    else if (!p.healthy) report.failed.push_back(p.name);
+    if (p.state == "not-built")
+      report.not_built.push_back(p.name);
+    else if (!p.healthy)
+      report.failed.push_back(p.name);
   }
   return report;
 }

@@ -120,7 +120,8 @@ std::string pgCtl() {
   std::error_code ec;
   std::vector<std::string> found;
   for (const auto& e : fs::directory_iterator("/usr/lib/postgresql", ec)) {
-    if (fs::exists(e.path() / "bin/pg_ctl", ec)) found.push_back((e.path() / "bin/pg_ctl").string());
+    if (fs::exists(e.path() / "bin/pg_ctl", ec))
+      found.push_back((e.path() / "bin/pg_ctl").string());
   }
   std::sort(found.begin(), found.end());
   return found.empty() ? "pg_ctl" : found.back();
@@ -135,9 +136,9 @@ Status stopPostmaster(const std::string& state_dir, const std::string& store,
   RunOptions o;
   o.user = "postgres";
   o.timeout = timeout + std::chrono::seconds(5);
-  (void)runProcess({pgCtl(), "stop", "-D", pgdata, "-m", "fast", "-w", "-t",
-                       std::to_string(timeout.count())},
-                      o);
+  (void)runProcess(
+      {pgCtl(), "stop", "-D", pgdata, "-m", "fast", "-w", "-t", std::to_string(timeout.count())},
+      o);
   if (!livePostmaster(state_dir, store)) return Status::ok();
   // pg_ctl could not stop it (or is missing): make sure no postmaster outlives the deployment.
   signalTree(*pid, SIGKILL);
@@ -152,7 +153,8 @@ Status stopPostmaster(const std::string& state_dir, const std::string& store,
   return Status::ok();
 }
 
-// ---- addresses and ports -------------------------------------------------------------------------
+// ---- addresses and ports
+// -------------------------------------------------------------------------
 
 Status checkAddressIsLocal(const std::string& address) {
   in_addr a{};

@@ -2,6 +2,7 @@
 #include "deploy/internal/processes.h"
 
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -9,8 +10,6 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-
-#include <gtest/gtest.h>
 
 namespace tandem::deploy::internal {
 namespace {
@@ -22,8 +21,15 @@ std::string tempDir() {
 
 TEST(ProcessesTest, RunRecordsRoundTrip) {
   std::string dir = tempDir();
-  RunRecord r{"sql1", "store", "Site1", "sqlagent", "127.0.1.10", dir + "/a.log", 4242,
-              {"tandemd", "--role", "sqlagent"}, "2026-11-25T00:00:00Z"};
+  RunRecord r{"sql1",
+              "store",
+              "Site1",
+              "sqlagent",
+              "127.0.1.10",
+              dir + "/a.log",
+              4242,
+              {"tandemd", "--role", "sqlagent"},
+              "2026-11-25T00:00:00Z"};
   ASSERT_TRUE(writeRunRecord(dir, r).isOk());
   auto back = readRunRecord(dir, "sql1");
   ASSERT_TRUE(back.has_value());

@@ -1,12 +1,11 @@
 // The state directory deploy prepares: secret, CA, certificates, folders; idempotent.
 #include "deploy/state_dir.h"
 
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 
 #include <cstdlib>
 #include <filesystem>
-
-#include <gtest/gtest.h>
 
 #include "common/files.h"
 #include "topology/loader.h"
@@ -17,8 +16,8 @@ namespace {
 namespace fs = std::filesystem;
 
 TEST(StateDirTest, PreparesSecretCertificatesAndFoldersAndKeepsThem) {
-  auto topo = topology::loadValidTopology(std::string(TANDEM_SOURCE_DIR) +
-                                          "/examples/quickstart.yaml");
+  auto topo =
+      topology::loadValidTopology(std::string(TANDEM_SOURCE_DIR) + "/examples/quickstart.yaml");
   ASSERT_TRUE(topo.has_value());
   char tmpl[] = "/tmp/tandem-statedir-test-XXXXXX";
   std::string dir = std::string(::mkdtemp(tmpl)) + "/state";
