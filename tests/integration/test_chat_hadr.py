@@ -28,6 +28,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lib.xmpp_clients import owner_of, slix_connect  # noqa: E402
+from test_chat_hadr_stores import cms_failover, wait_cms_standby  # noqa: E402
 
 pytestmark = pytest.mark.drill
 
@@ -150,6 +151,7 @@ def d(deploy_module):
         return doc["role"] == "BackupRestoring" and doc["restore_job"]
     dep.wait_until(shipping, timeout=180, what="log shipping pc1 -> pcb")
     dep.wait_until(lambda: chatting_again(dep), timeout=60, what="bob chatting in drill1")
+    wait_cms_standby(dep)
     return dep
 
 
@@ -166,7 +168,7 @@ def test_site_loss_failover_and_failback_under_chat_load(d, tmp_path):
     ids = tmp_path / "acked.json"
     ids.write_text(json.dumps(list(acked)))
 
-    d.ctl("cms", "failover", "--pool", "pool2.example.test", "--yes", timeout=120)
+    cms_failover(d)
     t0 = time.time()
     doc = d.ctl("chat", "failover", "--pool", POOL, "--frontend-pool", "pool2.example.test",
                 "--acknowledged-ids", str(ids), "--yes", json=True, timeout=300)
