@@ -178,7 +178,17 @@ void registerUserCommands(CLI::App& app, Context& ctx) {
         return (void)(ctx.exit_code = kExitRefused);
       }
       auto r = onPool(ctx, **p, [&](rpc::AdminClient& c) { return c.post("/users/remove", {{"name", name}}); });
-      if (r) recordInCms(ctx, *t, name, nullptr);
+      if (r) {
+        recordInCms(ctx, *t, name, nullptr);
+        // End the user's sessions wherever they are in the pool (best effort: a server that is
+        // down has none).
+        auto opts = rpc::clientOptionsFromStateDir(ctx.state_dir);
+        for (const auto& s : (*p)->servers) {
+          if (!opts) break;
+          rpc::AdminClient c(s.address, 8443, *opts);
+          (void)c.post("/sessions/end", {{"user", name}, {"reason", "the account was removed"}});
+        }
+      }
       finish(ctx, r, [&] { std::cout << "removed user " << name << "@" << t->domain << "\n"; });
     });
   }

@@ -6,6 +6,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "cms/master.h"
 #include "cms/replica.h"
 #include "frontend/internal/c2s_session.h"
 #include "frontend/internal/components.h"
@@ -38,6 +39,7 @@ struct FrontendServer::Impl {
   std::shared_ptr<asio::ssl::context> server_tls;
   std::unique_ptr<rpc::AdminServer> admin;
   std::unique_ptr<cms::Replica> replica;
+  std::unique_ptr<cms::MasterHandle> master;  // CMS master candidate + file transfer agent
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
   std::thread thread;
   bool stopped = false;
@@ -182,6 +184,14 @@ Status FrontendServer::start() {
   if (d.replica) cms::serveReplica(*d.admin, *d.replica);
   st = d.admin->start();
   if (!st.isOk()) return st;
+  // 8. CMS master candidate: only servers of the pool holding the active xds contend for the
+  // lease; the others idle and re-check (cms/master.h).
+  if (d.replica) {
+    auto m = cms::startMaster({.state_dir = cfg.state_dir, .fqdn = cfg.server_fqdn,
+                               .replica = d.replica.get()});
+    if (!m) return m.error().withContext("starting the CMS master candidate");
+    d.master = std::move(*m);
+  }
   d.metrics.setGauge("tandem_frontend_sessions", 0, {}, "bound client sessions on this server");
   spdlog::info("front end {} of pool {} is serving {} on {}", cfg.server_fqdn, cfg.pool_fqdn,
                cfg.domain, cfg.address);
@@ -279,14 +289,25 @@ void FrontendServer::Impl::routeAdmin() {
     std::string name = body->value("name", "");
     Status st = core->store().removeUser(name);
     if (!st.isOk()) return rpc::Response::error(st);
-    // Sessions of a removed user end now (RFC 6120 §4.9.3.14 not-authorized).
-    onNetwork([this, name] {
-      for (auto& s : core->allSessions()) {
-        if (s->jid().local == name) s->closeWithError("not-authorized", "the account was removed");
-      }
-      return 0;
-    });
     return rpc::Response::json({{"name", name}, {"removed", true}});
+  });
+  // Ends every session of a user on this server (tandemctl calls it on each server of the pool
+  // after `user remove`): stream error not-authorized (RFC 6120 §4.9.3.14).
+  admin->route("POST", "/sessions/end", [this](const rpc::Request& req) {
+    auto body = req.json();
+    if (!body) return rpc::Response::error(body.error());
+    std::string name = body->value("user", "");
+    std::string reason = body->value("reason", "the session was ended by an administrator");
+    int ended = onNetwork([this, name, reason] {
+      int n = 0;
+      for (auto& s : core->allSessions()) {
+        if (s->jid().local != name) continue;
+        s->closeWithError("not-authorized", reason);
+        n++;
+      }
+      return n;
+    });
+    return rpc::Response::json({{"user", name}, {"ended_sessions", ended}});
   });
   admin->route("GET", "/pool", [this](const rpc::Request&) {
     nlohmann::json doc = onNetwork([this] {
@@ -307,6 +328,7 @@ void FrontendServer::stop() {
   Impl& d = *impl_;
   if (d.stopped) return;
   d.stopped = true;
+  if (d.master) d.master->stop();  // releases the lease so another server takes over at once
   if (d.admin) d.admin->stop();
   if (d.thread.joinable()) {
     asio::post(d.io, [&d] {

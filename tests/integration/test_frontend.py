@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import re
 import socket
 import ssl
@@ -435,3 +436,28 @@ def test_room_stanzas_reach_the_owning_chat_server_and_replies_come_back(lab):
             c.close()
         await alice.close()
     run(go())
+
+
+def test_tandemctl_manages_users_and_reports_sessions(lab):
+    pw = lab.dir / "dora.pw"
+    pw.write_text("dora-pw\n")
+    out = json.loads(lab.ctl("user", "add", "dora", "--pool", POOL2, "--password-file", str(pw),
+                             "--json").stdout)
+    assert out["jid"] == jid("dora") and out["pool"] == POOL2
+    again = lab.ctl("user", "add", "dora", "--pool", POOL2, "--password-file", str(pw), check=False)
+    assert again.returncode != 0 and "already exists" in again.stderr
+    users = json.loads(lab.ctl("user", "list", "--pool", POOL2, "--json").stdout)["users"]
+    assert jid("dora") in [u["jid"] for u in users]
+    dora_fe = lab.servers()[owner_of(list(lab.pools[POOL2]["servers"]), jid("dora"))]
+
+    async def go():
+        dora = await slix_connect(jid("dora", "cli"), "dora-pw", dora_fe, lab.ca_file)
+        sessions = json.loads(lab.ctl("user", "sessions", "--user", "dora", "--json").stdout)
+        assert [s["jid"] for s in sessions["sessions"]] == [jid("dora", "cli")]
+        status = json.loads(lab.ctl("pool", "status", "--pool", POOL2, "--json").stdout)
+        assert all(s["healthy"] for s in status["servers"])
+        assert sum(s["sessions"] for s in status["servers"]) >= 1
+        lab.ctl("user", "remove", "dora", "--yes")
+        await asyncio.wait_for(dora.ended.wait(), 5)  # the server ends the removed user's session
+    run(go())
+    assert "dora" not in lab.ctl("user", "list", "--pool", POOL2).stdout

@@ -470,8 +470,8 @@ class FrontendLab:
 
     def ctl(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
         ctl = build_dir() / "bin" / "tandemctl"
-        r = subprocess.run([str(ctl), "--state-dir", str(self.dir), "--topology", str(self.topology),
-                            *args], capture_output=True, text=True, timeout=timeout)
+        r = subprocess.run([str(ctl), "--state-dir", str(self.dir), *args], capture_output=True,
+                           text=True, timeout=timeout)
         if check and r.returncode != 0:
             raise AssertionError(f"tandemctl {' '.join(args)} exited {r.returncode}: {r.stderr}")
         return r
