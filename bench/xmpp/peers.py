@@ -226,7 +226,10 @@ class Peers:
             if err.exists() and "critical" in err.read_text():
                 raise RuntimeError(f"ejabberd did not start: {err.read_text()[-600:]}")
             try:
-                return wait_port(self.addr["ejabberd"], 5222, 2)
+                wait_port(self.addr["ejabberd"], 5222, 2)
+                # ejabberdctl's su leaves beam.smp a soft limit of 1024 descriptors: raise it.
+                sh(["prlimit", f"--pid={self.ejabberd_pid()}", "--nofile=20000:20000"])
+                return
             except RuntimeError:
                 if time.monotonic() > deadline:
                     raise
@@ -242,6 +245,7 @@ class Peers:
         return self.procs["prosody"].pid
 
     def start(self, key_type="ec"):
+        self.epmd_before = subprocess.run(["epmd", "-names"], capture_output=True).returncode == 0
         if self.dir.exists():
             shutil.rmtree(self.dir)
         self.dir.mkdir(parents=True)
@@ -263,6 +267,9 @@ class Peers:
                 os.kill(pid, signal.SIGKILL)
             except (RuntimeError, ProcessLookupError):
                 pass
+        if not getattr(self, "epmd_before", True):
+            # ejabberd started the Erlang port mapper daemon: stop it again (only ours).
+            subprocess.run(["epmd", "-kill"], capture_output=True)
         p = self.procs.get("prosody")
         if p and p.poll() is None:
             os.killpg(p.pid, signal.SIGTERM)
