@@ -174,7 +174,9 @@ Result<FailoverReport> failover(const topology::Topology& t, const FailoverOptio
   // Versions the new active will not hold: those newer than anything the target or a replica
   // has. Unknowable when the old active is gone; 0 by construction when it answers (step 2).
   rep.versions_lost = 0;
-  rep.epoch = rep.already_active ? target->epoch : max_epoch + 1;
+  // The first active CMS holds epoch 1 and may be unreachable now, with no replica telling us
+  // so (none was pushed yet): never hand out an epoch that could tie with it.
+  rep.epoch = rep.already_active ? target->epoch : std::max<int64_t>(max_epoch + 1, 2);
   rep.version = rep.already_active ? target_latest
                                    : std::max(target_latest, newest ? newest->number : 0) + 1;
   if (o.what_if) {

@@ -33,10 +33,17 @@ int main(int argc, char** argv) {
   registerHelpCommands(app, ctx);
 
   // A cmdlet name as the first word: translate it into our own command line.
-  if (!args.empty() && looksLikeCmdlet(args[0])) {
-    auto translated = translateCmdlet(args);
+  // Global options (--state-dir X, --state-dir=X) may come before it.
+  size_t first = 0;
+  while (first < args.size() && args[first].rfind("--", 0) == 0) {
+    first += (args[first] == "--state-dir") ? 2 : 1;
+  }
+  if (first < args.size() && looksLikeCmdlet(args[first])) {
+    std::vector<std::string> cmdlet(args.begin() + static_cast<long>(first), args.end());
+    auto translated = translateCmdlet(cmdlet);
     if (!translated) return reportError(translated.error(), "tandemctl help cmdlets");
-    args = *translated;
+    args.resize(first);
+    args.insert(args.end(), translated->begin(), translated->end());
   }
   std::vector<std::string> reversed(args.rbegin(), args.rend());
   try {
