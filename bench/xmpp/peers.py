@@ -206,7 +206,10 @@ class Peers:
     # ---- ejabberd ---------------------------------------------------------------------------
     def _ejctl(self, *args, check=True, timeout=120):
         d = self.dir / "ejabberd"
-        return sh(["ejabberdctl", "--config", str(d / "ejabberd.yml"), "--ctl-config",
+        # As the ejabberd user directly: ejabberdctl run by root goes through su, which leaves
+        # beam.smp a soft limit of 1024 descriptors (setpriv keeps ours).
+        return sh(["setpriv", "--reuid=ejabberd", "--regid=ejabberd", "--init-groups",
+                   "env", "HOME=/var/lib/ejabberd", "ejabberdctl", "--config", str(d / "ejabberd.yml"), "--ctl-config",
                    str(d / "ejabberdctl.cfg"), "--logs", str(d / "logs"), "--spool", str(d / "spool"),
                    "--node", self.node, *args], check=check, timeout=timeout)
 
@@ -227,12 +230,15 @@ class Peers:
                 raise RuntimeError(f"ejabberd did not start: {err.read_text()[-600:]}")
             try:
                 wait_port(self.addr["ejabberd"], 5222, 2)
-                # ejabberdctl's su leaves beam.smp a soft limit of 1024 descriptors: raise it.
-                sh(["prlimit", f"--pid={self.ejabberd_pid()}", "--nofile=20000:20000"])
                 return
             except RuntimeError:
                 if time.monotonic() > deadline:
                     raise
+
+    @staticmethod
+    def _epmd_pids() -> set:
+        out = subprocess.run(["pgrep", "-x", "epmd"], capture_output=True, text=True).stdout.split()
+        return {int(p) for p in out}
 
     def ejabberd_pid(self) -> int:
         out = subprocess.run(["pgrep", "-u", "ejabberd", "-f", f"beam.*{self.node}"],
@@ -245,7 +251,7 @@ class Peers:
         return self.procs["prosody"].pid
 
     def start(self, key_type="ec"):
-        self.epmd_before = subprocess.run(["epmd", "-names"], capture_output=True).returncode == 0
+        self.epmd_before = self._epmd_pids()
         if self.dir.exists():
             shutil.rmtree(self.dir)
         self.dir.mkdir(parents=True)
@@ -267,9 +273,12 @@ class Peers:
                 os.kill(pid, signal.SIGKILL)
             except (RuntimeError, ProcessLookupError):
                 pass
-        if not getattr(self, "epmd_before", True):
-            # ejabberd started the Erlang port mapper daemon: stop it again (only ours).
-            subprocess.run(["epmd", "-kill"], capture_output=True)
+        # ejabberd starts the Erlang port mapper daemon: stop the one it started (by pid).
+        for pid in self._epmd_pids() - getattr(self, "epmd_before", self._epmd_pids()):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
         p = self.procs.get("prosody")
         if p and p.poll() is None:
             os.killpg(p.pid, signal.SIGTERM)
