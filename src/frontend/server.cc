@@ -207,8 +207,18 @@ void FrontendServer::Impl::routeAdmin() {
                                 {"pool", config.pool_fqdn},
                                 {"version", "0.1.0"}});
   });
-  admin->route("GET", "/metrics",
-               [this](const rpc::Request&) { return rpc::Response::text(metrics.render()); });
+  admin->route("GET", "/metrics", [this](const rpc::Request&) {
+    // The CMS replica gauges every server exports (the same names as admin::Endpoint's).
+    if (replica) {
+      if (auto snap = replica->current()) {
+        metrics.setGauge("tandem_cms_replica_version", static_cast<double>(snap->version().number),
+                         {}, "CMS version held by this server's replica (0: bootstrap topology file)");
+      }
+      metrics.setGauge("tandem_cms_replica_age_seconds", replica->ageSeconds(), {},
+                       "Seconds since this server's replica received the version it holds");
+    }
+    return rpc::Response::text(metrics.render());
+  });
   admin->route("GET", "/status", [this](const rpc::Request&) {
     nlohmann::json doc = onNetwork([this] {
       nlohmann::json links = nlohmann::json::object();
