@@ -195,9 +195,14 @@ def test_failover_and_failback_under_write_load(d, tmp_path):
 
     # ---- state: FailedOver on pcb, pcbm its mirror, chat2a active, pool2 the front-end pool.
     assert d.ctl("config", "get", f"chat.{POOL}.state").stdout.find("FailedOver") >= 0
-    members = {m["store"]: m for m in d.ctl("db", "mirror", "state", "--store", "pcb", json=True)["members"]}
+    def mirror_members():
+        return {m["store"]: m for m in d.ctl("db", "mirror", "state", "--store", "pcb", json=True)["members"]}
+    members = mirror_members()
     assert members["pcb"]["role"] in ("Principal", "Standalone")
-    assert members["pcbm"]["status"] == "SYNCHRONIZED"
+    # Step 7 verified SYNCHRONIZED; seen once under heavy load: the pair reads DISCONNECTED for a
+    # moment right after (walreceiver reconnect). It must be SYNCHRONIZED again shortly.
+    d.wait_until(lambda: mirror_members()["pcbm"]["status"] == "SYNCHRONIZED", timeout=30,
+                 what="pcbm SYNCHRONIZED as the mirror of pcb")
 
     # ---- a rerun of the completed runbook changes nothing.
     before = d.ctl("config", "history", "--limit", "1", json=True)

@@ -130,6 +130,10 @@ def test_kill9_of_principal_loses_no_acknowledged_commit_and_old_principal_rejoi
     w = Writer(d, "sql1", "sql1m")
     w.start()
     wait_until(lambda: len(w.acked) > 200, 30, "writer running")
+    # The mirror only fails over if IT saw itself SYNCHRONIZED at its last contact (it polls
+    # every second): killing before that is a different case (no automatic failover, by design).
+    wait_until(lambda: d.status("sql1m")["mirror_status"] == "SYNCHRONIZED", 30,
+               "the mirror sees itself SYNCHRONIZED")
     d.kill9("sql1")  # agent and postgres, mid-stream
     killed_at = time.monotonic()  # commits in flight at the kill count as before it
     wait_until(lambda: role(d, "sql1m") == "Principal", 30, "automatic failover to sql1m")
