@@ -17,17 +17,15 @@
 
 namespace tandem::hadr {
 
+using internal::fact;
 using internal::joinNames;
+using internal::setActiveServersStep;
 using internal::pollUntil;
 using internal::stringList;
 using namespace std::chrono_literals;
 
 namespace {
 
-std::string fact(const StepContext& ctx, const char* key) {
-  auto it = ctx.facts.find(key);
-  return it != ctx.facts.end() && it->is_string() ? it->get<std::string>() : "";
-}
 
 bool normalAtStart(const StepContext& ctx) { return ctx.facts.value("normal_at_start", false); }
 
@@ -348,34 +346,9 @@ Step configureLogShippingAndMirror(Env& env, const std::string& pool) {
 }
 
 Step setPrimaryActiveServers(Env& env, const std::string& pool) {
-  Step s;
-  s.name = "set the active servers";
-  s.timeout = 20s;
-  s.plan = [pool](const StepContext& ctx) {
-    return "set the active servers of `" + pool + "` to " +
-           joinNames(stringList(ctx.facts["active_servers"])) + " (site " + fact(ctx, "primary_site") + ")";
-  };
-  s.action = [&env, pool](StepContext& ctx) -> Result<std::string> {
-    if (normalAtStart(ctx)) return alreadyNormal(pool);
-    nlohmann::json want = ctx.facts["active_servers"];
-    auto cur = env.setting(chatActiveServersKey(pool));
-    if (!cur) return fail(cur.error());
-    if (*cur == want) return "the active servers of `" + pool + "` were already " + joinNames(stringList(want));
-    Status st = env.setSettings({{chatActiveServersKey(pool), want}});
-    if (!st.isOk()) return fail(st);
-    return "set the active servers of `" + pool + "` to " + joinNames(stringList(want)) +
-           " (site " + fact(ctx, "primary_site") + ")";
-  };
-  s.verify = [&env, pool](const StepContext& ctx) -> Status {
-    if (normalAtStart(ctx)) return Status::ok();
-    auto cur = env.setting(chatActiveServersKey(pool));
-    if (!cur) return cur.error();
-    if (*cur != ctx.facts["active_servers"]) {
-      return internalError("the CMS holds active servers " + cur->dump() + " for `" + pool + "`");
-    }
-    return Status::ok();
-  };
-  return s;
+  return setActiveServersStep(env, pool, "primary_site", [pool](const StepContext& ctx) {
+    return normalAtStart(ctx) ? alreadyNormal(pool) : std::string();
+  });
 }
 
 Step setPoolStateNormal(Env& env, const std::string& pool) {

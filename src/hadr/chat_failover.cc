@@ -18,7 +18,9 @@
 
 namespace tandem::hadr {
 
+using internal::fact;
 using internal::joinNames;
+using internal::setActiveServersStep;
 using internal::pollUntil;
 using internal::stringList;
 using namespace std::chrono_literals;
@@ -114,10 +116,6 @@ Status failoverGate(Env& env, const ChatFailoverOptions& o, StepContext& ctx) {
   return Status::ok();
 }
 
-std::string fact(const StepContext& ctx, const char* key) {
-  auto it = ctx.facts.find(key);
-  return it != ctx.facts.end() && it->is_string() ? it->get<std::string>() : "";
-}
 
 // The backup store is already writable: steps 1-5 have nothing left to do.
 Result<bool> alreadyRecovered(Env& env, const std::string& backup) {
@@ -434,34 +432,7 @@ Step installBackupMirror(Env& env) {
 }
 
 Step setActiveServers(Env& env, const std::string& pool) {
-  Step s;
-  s.name = "set the active servers";
-  s.timeout = 20s;
-  s.plan = [pool](const StepContext& ctx) {
-    return "set the active servers of `" + pool + "` to " +
-           joinNames(stringList(ctx.facts["active_servers"])) + " (site " + fact(ctx, "backup_site") + ")";
-  };
-  s.action = [&env, pool](StepContext& ctx) -> Result<std::string> {
-    nlohmann::json want = ctx.facts["active_servers"];
-    auto cur = env.setting(chatActiveServersKey(pool));
-    if (!cur) return fail(cur.error());
-    if (*cur == want) {
-      return "the active servers of `" + pool + "` were already " + joinNames(stringList(want));
-    }
-    Status st = env.setSettings({{chatActiveServersKey(pool), want}});
-    if (!st.isOk()) return fail(st);
-    return "set the active servers of `" + pool + "` to " + joinNames(stringList(want)) +
-           " (site " + fact(ctx, "backup_site") + ")";
-  };
-  s.verify = [&env, pool](const StepContext& ctx) -> Status {
-    auto cur = env.setting(chatActiveServersKey(pool));
-    if (!cur) return cur.error();
-    if (*cur != ctx.facts["active_servers"]) {
-      return internalError("the CMS holds active servers " + cur->dump() + " for `" + pool + "`");
-    }
-    return Status::ok();
-  };
-  return s;
+  return setActiveServersStep(env, pool, "backup_site");
 }
 
 // The report: the data-loss bound and, with acknowledged ids, the count of messages lost.

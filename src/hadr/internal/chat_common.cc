@@ -121,4 +121,49 @@ Result<MessageCount> countMessages(const Env& env, const std::vector<std::string
 }
 
 }  // namespace internal
+namespace internal {
+
+std::string fact(const StepContext& ctx, const char* key) {
+  auto it = ctx.facts.find(key);
+  return it != ctx.facts.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+Step setActiveServersStep(Env& env, const std::string& pool, const char* site_fact,
+                          std::function<std::string(const StepContext&)> skip) {
+  Step s;
+  s.name = "set the active servers";
+  s.timeout = std::chrono::seconds(20);
+  s.plan = [pool, site_fact](const StepContext& ctx) {
+    return "set the active servers of `" + pool + "` to " +
+           joinNames(stringList(ctx.facts["active_servers"])) + " (site " + fact(ctx, site_fact) + ")";
+  };
+  s.action = [&env, pool, site_fact, skip](StepContext& ctx) -> Result<std::string> {
+    if (skip) {
+      if (std::string why = skip(ctx); !why.empty()) return why;
+    }
+    nlohmann::json want = ctx.facts["active_servers"];
+    auto cur = env.setting(chatActiveServersKey(pool));
+    if (!cur) return fail(cur.error());
+    if (*cur == want) {
+      return "the active servers of `" + pool + "` were already " + joinNames(stringList(want));
+    }
+    Status st = env.setSettings({{chatActiveServersKey(pool), want}});
+    if (!st.isOk()) return fail(st);
+    return "set the active servers of `" + pool + "` to " + joinNames(stringList(want)) +
+           " (site " + fact(ctx, site_fact) + ")";
+  };
+  s.verify = [&env, pool, skip](const StepContext& ctx) -> Status {
+    if (skip && !skip(ctx).empty()) return Status::ok();
+    auto cur = env.setting(chatActiveServersKey(pool));
+    if (!cur) return cur.error();
+    if (*cur != ctx.facts["active_servers"]) {
+      return internalError("the CMS holds active servers " + cur->dump() + " for `" + pool + "`");
+    }
+    return Status::ok();
+  };
+  return s;
+}
+
+}  // namespace internal
+
 }  // namespace tandem::hadr

@@ -17,6 +17,15 @@ namespace tandem::hadr::internal {
 // status (so the error says what was still wrong).
 Status pollUntil(const StepContext& ctx, const std::function<Status()>& check);
 
+// The string fact `key` recorded by the gate, or "" when absent.
+std::string fact(const StepContext& ctx, const char* key);
+
+// "set the active servers": writes ctx.facts["active_servers"] to the CMS setting of `pool`
+// (idempotent; verified by reading it back). `site_fact` names the fact holding the site those
+// servers are in. When `skip` returns a sentence, the step does nothing and reports it.
+Step setActiveServersStep(Env& env, const std::string& pool, const char* site_fact,
+                          std::function<std::string(const StepContext&)> skip = {});
+
 // "a, b and c".
 std::string joinNames(const std::vector<std::string>& names);
 
