@@ -9,6 +9,11 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <sstream>
+#include <vector>
+
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/parser.h>
 
 #include "common/files.h"
 #include "topology/internal/yaml_reader.h"
@@ -328,6 +333,114 @@ std::string syntaxMessage(const std::string& yaml_msg) {
   return "the file is not valid YAML: " + yaml_msg;
 }
 
+// The line (1-based) of the first byte that is not part of well-formed UTF-8, or 0. Topology
+// files are UTF-8 text; a name with stray bytes could not be printed as JSON or compared.
+int firstNonUtf8Line(const std::string& text) {
+  int line = 1;
+  for (size_t i = 0; i < text.size();) {
+    unsigned char c = static_cast<unsigned char>(text[i]);
+    if (c < 0x80) {
+      if (c == '\n') ++line;
+      ++i;
+      continue;
+    }
+    // Lead byte: how many continuation bytes follow, and the smallest code point it may encode
+    // (anything smaller is an overlong form).
+    size_t more;
+    uint32_t cp, smallest;
+    if ((c & 0xe0) == 0xc0) {
+      more = 1, cp = c & 0x1f, smallest = 0x80;
+    } else if ((c & 0xf0) == 0xe0) {
+      more = 2, cp = c & 0x0f, smallest = 0x800;
+    } else if ((c & 0xf8) == 0xf0) {
+      more = 3, cp = c & 0x07, smallest = 0x10000;
+    } else {
+      return line;
+    }
+    if (text.size() - i <= more) return line;
+    for (size_t k = 1; k <= more; ++k) {
+      unsigned char cc = static_cast<unsigned char>(text[i + k]);
+      if ((cc & 0xc0) != 0x80) return line;
+      cp = (cp << 6) | (cc & 0x3f);
+    }
+    if (cp < smallest || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return line;
+    i += more + 1;
+  }
+  return 0;
+}
+
+// What a walk over the YAML events finds before any node graph is built (yaml-cpp's own node
+// building cannot be bounded: on some malformed input LoadAll() never stops making documents).
+struct YamlPrescan {
+  int documents = 0;          // counted up to 2: a topology is one document
+  int second_document_line = 0;
+  int recursive_alias_line = 0;  // an alias inside the value its anchor names, e.g. `&a [*a]`
+};
+
+class PrescanHandler : public YAML::EventHandler {
+ public:
+  explicit PrescanHandler(YamlPrescan& out) : out_(out) {}
+
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    if (++out_.documents == 2) out_.second_document_line = mark.line + 1;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t) override { node(mark); }
+  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                const std::string&) override {
+    node(mark);
+  }
+  // yaml-cpp would build a cycle of shared nodes from a recursive alias: never freed, and no
+  // reader can walk it to the end.
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t anchor) override {
+    node(mark);
+    if (out_.recursive_alias_line == 0 &&
+        std::find(open_.begin(), open_.end(), anchor) != open_.end()) {
+      out_.recursive_alias_line = mark.line + 1;
+    }
+  }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
+                       YAML::EmitterStyle::value) override {
+    node(mark);
+    open_.push_back(anchor);
+  }
+  void OnSequenceEnd() override { open_.pop_back(); }
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
+                  YAML::EmitterStyle::value) override {
+    node(mark);
+    open_.push_back(anchor);
+  }
+  void OnMapEnd() override { open_.pop_back(); }
+
+ private:
+  // The second document is reported at its first value (the line after `---`).
+  void node(const YAML::Mark& mark) {
+    if (out_.documents == 2 && !second_document_seen_) {
+      second_document_seen_ = true;
+      out_.second_document_line = mark.line + 1;
+    }
+  }
+
+  YamlPrescan& out_;
+  bool second_document_seen_ = false;
+  std::vector<YAML::anchor_t> open_;  // anchors of the collections being read (0: none)
+};
+
+// Syntax errors are left for YAML::Load to report with its message and mark.
+YamlPrescan prescanYaml(const std::string& text) {
+  YamlPrescan found;
+  std::istringstream in(text);
+  PrescanHandler handler(found);
+  try {
+    YAML::Parser parser(in);
+    while (found.documents < 2 && found.recursive_alias_line == 0 &&
+           parser.HandleNextDocument(handler)) {
+    }
+  } catch (const std::exception&) {
+  }
+  return found;
+}
+
 void sortByLine(std::vector<Problem>& problems) {
   std::stable_sort(problems.begin(), problems.end(),
                    [](const Problem& a, const Problem& b) { return a.line < b.line; });
@@ -339,9 +452,23 @@ LoadResult parseTopology(const std::string& text, const std::string& file) {
   LoadResult result;
   result.topology.file = file;
   ProblemSink sink(file);
-  std::vector<YAML::Node> docs;
+  if (int line = firstNonUtf8Line(text); line != 0) {
+    sink.add(line, "not-utf8",
+             "this line holds bytes that are not UTF-8; a topology file is UTF-8 text");
+    result.problems = std::move(sink.problems());
+    return result;
+  }
+  YamlPrescan prescan = prescanYaml(text);
+  if (prescan.recursive_alias_line != 0) {
+    sink.add(prescan.recursive_alias_line, "yaml-syntax",
+             "an alias (`*name`) is used inside the very value its anchor (`&name`) names; a "
+             "value cannot contain itself");
+    result.problems = std::move(sink.problems());
+    return result;
+  }
+  YAML::Node doc;
   try {
-    docs = YAML::LoadAll(text);
+    doc = YAML::Load(text);  // the first document only; a second one is reported below
   } catch (const YAML::Exception& e) {
     int line = e.mark.is_null() || e.mark.line < 0 ? 0 : e.mark.line + 1;
     sink.add(line, "yaml-syntax", syntaxMessage(e.msg));
@@ -349,23 +476,23 @@ LoadResult parseTopology(const std::string& text, const std::string& file) {
     sink.add(0, "yaml-syntax", std::string("the file is not valid YAML: ") + e.what());
   }
   if (sink.problems().empty()) {
-    if (docs.empty() || !docs[0].IsDefined() || docs[0].IsNull()) {
+    if (!doc.IsDefined() || doc.IsNull()) {
       sink.add(0, "empty-file",
                "the file is empty; a topology needs at least `domain`, `sites`, `stores` and "
                "`pools`");
-    } else if (!docs[0].IsMap()) {
-      sink.add(nodeLine(docs[0], 1), "wrong-type",
+    } else if (!doc.IsMap()) {
+      sink.add(nodeLine(doc, 1), "wrong-type",
                std::string("the topology must be a map of keys (`domain`, `sites`, `stores`, "
                            "`pools`, ...), not ") +
-                   internal::nodeKindName(docs[0]));
+                   internal::nodeKindName(doc));
     } else {
       result.parsed = true;
-      if (docs.size() > 1) {
-        sink.add(nodeLine(docs[1], 0), "multiple-documents",
+      if (prescan.documents > 1) {
+        sink.add(prescan.second_document_line, "multiple-documents",
                  "the file holds more than one YAML document (`---`); a topology is one "
                  "document, and the rest would be ignored");
       }
-      readDocument(docs[0], result.topology, sink);
+      readDocument(doc, result.topology, sink);
     }
   }
   result.problems = std::move(sink.problems());

@@ -165,6 +165,40 @@ TEST(LoaderHostile, SyntaxErrorCarriesItsLine) {
   EXPECT_FALSE(checkTopology("a: \"unterminated\n", "t").problems.empty());
 }
 
+TEST(LoaderHostile, BytesThatAreNotUtf8AreRefusedWithTheirLine) {
+  // Found by fuzzing: such a name passed validation and then made `topology show --json` throw.
+  for (std::string bad : {std::string("\xff"), std::string("\xc3"), std::string("\xc0\xaf"),
+                          std::string("\xed\xa0\x80"), std::string("\xf4\x90\x80\x80")}) {
+    LoadResult r = checkTopology("domain: example.test\nsites: [{name: S" + bad + "}]\n", "t");
+    ASSERT_EQ(rulesOf(r), std::vector<std::string>{"not-utf8"}) << bad.size();
+    EXPECT_EQ(r.problems[0].line, 2);
+    EXPECT_FALSE(r.parsed);
+  }
+  // Well-formed multi-byte text is fine (the problem, if any, is about the name's shape).
+  for (const auto& p : checkTopology("domain: example.test\n# Zürich, 東京, 😀\n", "t").problems) {
+    EXPECT_NE(p.rule, "not-utf8") << p.toString();
+  }
+}
+
+TEST(LoaderHostile, AnAliasInsideItsOwnAnchorIsRefused) {
+  // yaml-cpp would build a cycle of shared nodes from these: never freed, never fully walked.
+  for (const char* text : {"a: &x [*x]\n", "domain: d\nsites: &s {n: [1, {m: *s}]}\n"}) {
+    LoadResult r = checkTopology(text, "t");
+    ASSERT_EQ(rulesOf(r), std::vector<std::string>{"yaml-syntax"}) << text;
+    EXPECT_NE(r.problems[0].message.find("cannot contain itself"), std::string::npos);
+  }
+  // An alias of a finished value is ordinary YAML and still read.
+  EXPECT_TRUE(checkTopology("a: &x [1]\nb: *x\n", "t").parsed);
+}
+
+TEST(LoaderHostile, InputOnWhichYamlCppLoadAllNeverStopsEnds) {
+  // Found by fuzzing: YAML::LoadAll() makes empty documents from this forever (until memory
+  // runs out); the loader reads only the first document and counts the rest by events.
+  LoadResult r = checkTopology(
+      "# c\n, pst\nsites:\n  dn: fe2a.exam\n  - ersist", "t");
+  EXPECT_FALSE(r.problems.empty());
+}
+
 TEST(LoaderHostile, DeepNestingIsRefusedNotACrash) {
   std::string deep(100000, '[');
   LoadResult r = checkTopology(deep, "t");
