@@ -316,6 +316,40 @@ int runPublish(Context& ctx, const std::string& file) {
   return kExitOk;
 }
 
+}  // namespace
+
+// `topology show` without FILE: the newest published topology, read back through the validator
+// (a version is only ever stored valid, so a problem here means the CMS holds something odd).
+int showPublishedTopology(Context& ctx) {
+  auto c = connectCms(ctx);
+  if (!c) return reportError(c.error());
+  auto cur = (*c)->current();
+  if (!cur) {
+    if (cur.error().code() == StatusCode::kNotFound)
+      return reportError(notFound("the CMS holds no published topology yet"),
+                         "tandemctl topology publish FILE");
+    return reportError(cur.error());
+  }
+  const nlohmann::json& doc = cur->document;
+  if (!doc.contains("topology_yaml") || !doc["topology_yaml"].is_string())
+    return reportError(internalError("CMS version " + std::to_string(cur->number) +
+                                     " carries no topology text"));
+  std::string source = "CMS version " + std::to_string(cur->number);
+  topo::LoadResult checked = topo::checkTopology(doc["topology_yaml"].get<std::string>(), source);
+  if (!checked.problems.empty()) {
+    for (const auto& p : checked.problems) std::cerr << p.toString() << "\n";
+    return reportError(internalError(source + " holds a topology that no longer validates"));
+  }
+  if (!ctx.json) {
+    std::cout << "published topology: " << source << ", " << formatUtc(cur->created_at) << ", by "
+              << cur->author << "\n\n";
+  }
+  printTopology(checked.topology, ctx.json);
+  return kExitOk;
+}
+
+namespace {
+
 // The model without what only locates it in a file (line numbers, the file name), so that a
 // diff shows changes of meaning only.
 nlohmann::json withoutFilePositions(const nlohmann::json& j) {

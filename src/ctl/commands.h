@@ -2,6 +2,7 @@
 #pragma once
 
 #include "ctl/cli.h"
+#include "topology/topology.h"
 
 namespace tandem::ctl {
 
@@ -13,5 +14,9 @@ void registerUserCommands(CLI::App& app, Context& ctx);      // user_cmds.cc (us
 void registerChatCommands(CLI::App& app, Context& ctx);      // chat_cmds.cc
 void registerRunbookCommands(CLI::App& app, Context& ctx);   // runbook_cmds.cc (chat failover/failback; after registerChatCommands)
 void registerHelpCommands(CLI::App& app, Context& ctx);      // help_cmds.cc (help cmdlets)
+
+// Shared between nouns.
+void printTopology(const topology::Topology& t, bool json);  // topology_cmds.cc: tables or JSON
+int showPublishedTopology(Context& ctx);  // cms_cmds.cc: `topology show` without FILE
 
 }  // namespace tandem::ctl

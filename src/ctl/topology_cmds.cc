@@ -2,7 +2,7 @@
 // `show FILE` (tables, or the model as JSON).
 //
 // `show` is split into loading (showFromFile) and printing (printTopology) so that a later
-// `topology show` without FILE can print the model published in the CMS with the same code.
+// `topology show` without FILE prints the model published in the CMS with the same code.
 #include <iostream>
 
 #include "ctl/commands.h"
@@ -110,7 +110,7 @@ std::string poolLinks(const topo::Pool& p) {
 }  // namespace
 
 // Prints a topology for people (four tables) or as `topology::toJson` with --json. The model
-// may come from a file or, later, from the CMS.
+// may come from a file or from the CMS (showPublishedTopology).
 void printTopology(const topo::Topology& t, bool json) {
   if (json) {
     printJson(topo::toJson(t));
@@ -187,10 +187,14 @@ void registerTopologyCommands(CLI::App& app, Context& ctx) {
 
   auto show_file = std::make_shared<std::string>();
   CLI::App* show = topology->add_subcommand(
-      "show", "Print a topology's sites, stores, pools and servers (or --json)");
-  show->add_option("FILE", *show_file, "Topology file (YAML)")->required();
+      "show", "Print a topology's sites, stores, pools and servers (or --json): FILE's, or the published one");
+  show->add_option("FILE", *show_file,
+                   "Topology file (YAML); without it, the topology published in the CMS");
   addJsonFlag(show, ctx);
-  show->callback([&ctx, show_file] { ctx.exit_code = showFromFile(*show_file, ctx.json); });
+  show->callback([&ctx, show_file] {
+    ctx.exit_code = show_file->empty() ? showPublishedTopology(ctx)
+                                       : showFromFile(*show_file, ctx.json);
+  });
 }
 
 }  // namespace tandem::ctl

@@ -83,6 +83,12 @@ def test_publish_reaches_every_replica_within_two_seconds(cms, tmp_path):
     wait_replicas(d, before + 1, SERVERS, 2.0)
     print(f"publish -> all replicas: {time.monotonic() - start:.2f} s")
 
+    # `topology show` without a file shows what is published now.
+    shown = d.ctl("topology", "show", json=True)
+    assert "carol" in {u["name"] for u in shown["users"]}
+    table = d.ctl("topology", "show").stdout
+    assert f"CMS version {before + 1}" in table and "fe2a.example.test" in table
+
     status = d.ctl("cms", "replication-status", json=True)
     assert status["master_reachable"] is True
     assert {r["fqdn"] for r in status["replicas"]} == set(SERVERS)
