@@ -165,7 +165,8 @@ void registerDown(CLI::App* deploy, Context& ctx) {
       std::cout << "stopped " << r->stopped << " process" << (r->stopped == 1 ? "" : "es")
                 << (r->killed ? ", killed " + std::to_string(r->killed) + " that did not stop" : "")
                 << (r->postmasters
-                        ? ", stopped " + std::to_string(r->postmasters) + " leftover PostgreSQL"
+                        ? " and " + std::to_string(r->postmasters) + " PostgreSQL cluster" +
+                              (r->postmasters == 1 ? "" : "s")
                         : "")
                 << (r->purged ? "; deleted the state in " + dir : "") << "\n";
     }

@@ -162,7 +162,8 @@ Result<DownReport> down(const std::string& state_dir, bool purge, Progress progr
   Status first_error;
   for (const auto& name : store_names) {
     if (!internal::livePostmaster(state_dir, name)) continue;
-    if (progress) progress("  stopping the PostgreSQL of store " + name + " (left by its agent)");
+    if (progress) progress("  stopping the PostgreSQL of store " + name +
+                           " (an agent leaves its cluster running when it stops)");
     Status st = internal::stopPostmaster(state_dir, name, std::chrono::seconds(30));
     if (st.isOk())
       ++report.postmasters;
