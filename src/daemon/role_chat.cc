@@ -12,12 +12,7 @@ namespace tandem::daemon {
 
 int runChat(const DaemonOptions& options) {
   initLogging({options.server + "/chat", "", options.log_level});
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-  std::signal(SIGPIPE, SIG_IGN);
+  StopSignals stop_signals;  // before any thread starts: only wait() below sees them
   auto fail_with = [&](const Status& st) {
     spdlog::error("chat server {} cannot start: {}", options.server, st.message());
     std::cerr << "error: " << st.message() << "\n";
@@ -49,8 +44,7 @@ int runChat(const DaemonOptions& options) {
   if (Status st = (*server)->start(); !st) return fail_with(st);
   if (Status st = (*admin)->start(); !st) return fail_with(st);
   spdlog::info("chat server {} started", options.server);
-  int sig = 0;
-  sigwait(&stop_signals, &sig);
+  int sig = stop_signals.wait();
   spdlog::info("chat server {} stopping (signal {})", options.server, sig);
   (*admin)->stop();
   (*server)->stop();

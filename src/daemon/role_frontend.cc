@@ -12,13 +12,7 @@ namespace tandem::daemon {
 
 int runFrontend(const DaemonOptions& options) {
   initLogging({options.server + "/frontend", "", options.log_level});
-  // Block the stop signals before any thread starts, so only sigwait() below sees them.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-  std::signal(SIGPIPE, SIG_IGN);
+  StopSignals stop_signals;  // before any thread starts: only wait() below sees them
 
   auto topology = topology::loadValidTopology(options.topology);
   if (!topology) {
@@ -36,8 +30,7 @@ int runFrontend(const DaemonOptions& options) {
     std::cerr << "error: " << st.message() << "\n";
     return 1;
   }
-  int sig = 0;
-  sigwait(&stop_signals, &sig);
+  int sig = stop_signals.wait();
   spdlog::info("front end {} stopping (signal {})", options.server, sig);
   server.stop();
   return 0;

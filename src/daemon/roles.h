@@ -3,6 +3,8 @@
 // until the role stops (SIGTERM/SIGINT).
 #pragma once
 
+#include <signal.h>
+
 #include <string>
 
 namespace tandem::daemon {
@@ -14,6 +16,19 @@ struct DaemonOptions {
   std::string server;     // --server FQDN (frontend, chat, edge, compliance)
   std::string store;      // --store NAME (sqlagent)
   std::string log_level = "info";
+};
+
+// Blocks SIGTERM and SIGINT in the calling thread and in every thread it starts afterwards, and
+// ignores SIGPIPE (a peer closing a socket is an error return, not a death). Construct it first
+// in a role's main thread, before any thread starts; wait() then blocks until one of the stop
+// signals arrives and returns its number.
+class StopSignals {
+ public:
+  StopSignals();
+  int wait() const;
+
+ private:
+  sigset_t set_;
 };
 
 int runFrontend(const DaemonOptions& options);    // role_frontend.cc
