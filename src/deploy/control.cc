@@ -48,14 +48,7 @@ Result<topology::Topology> deployedTopology(const std::string& state_dir) {
 }
 
 ProcessState probe(const ProcessSpec& spec, const std::string& state_dir) {
-  ProcessState s;
-  s.name = spec.name;
-  s.kind = spec.kind;
-  s.site = spec.site;
-  s.role = spec.role;
-  s.pool = spec.pool;
-  s.address = spec.address;
-  s.log = spec.log;
+  ProcessState s = internal::stateOf(spec);
   auto rec = internal::readRunRecord(state_dir, spec.name);
   if (!rec) {
     s.state = "not-started";

@@ -42,18 +42,6 @@ std::string seconds(Clock::duration d) {
   return buf;
 }
 
-ProcessState stateOf(const ProcessSpec& spec) {
-  ProcessState s;
-  s.name = spec.name;
-  s.kind = spec.kind;
-  s.site = spec.site;
-  s.role = spec.role;
-  s.pool = spec.pool;
-  s.address = spec.address;
-  s.log = spec.log;
-  return s;
-}
-
 // Fills `state` for a process that is no longer alive, from its log's last line.
 void markEnded(ProcessState& state) {
   std::string last = internal::lastLogLine(state.log);
@@ -255,7 +243,7 @@ Result<UpReport> up(const UpOptions& options) {
 
   UpReport report;
   report.processes.reserve(plan.size());
-  for (const auto& spec : plan) report.processes.push_back(stateOf(spec));
+  for (const auto& spec : plan) report.processes.push_back(internal::stateOf(spec));
   for (int phase = 0; phase <= static_cast<int>(Phase::kEdges); ++phase) {
     std::vector<const ProcessSpec*> specs;
     std::vector<ProcessState*> states;

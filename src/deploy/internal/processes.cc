@@ -283,4 +283,16 @@ std::string nowUtc() {
   return buf;
 }
 
+ProcessState stateOf(const ProcessSpec& spec) {
+  ProcessState s;
+  s.name = spec.name;
+  s.kind = spec.kind;
+  s.site = spec.site;
+  s.role = spec.role;
+  s.pool = spec.pool;
+  s.address = spec.address;
+  s.log = spec.log;
+  return s;
+}
+
 }  // namespace tandem::deploy::internal

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "deploy/deploy.h"
 #include "deploy/plan.h"
 
 namespace tandem::deploy::internal {
@@ -64,5 +65,9 @@ void signalTree(int pid, int sig);
 
 // Now in UTC ISO-8601 ("2026-11-25T13:36:18Z").
 std::string nowUtc();
+
+// A planned process's identity (name, kind, site, role, pool, address, log) as a ProcessState
+// whose run-time fields (pid, state, detail) are still empty.
+ProcessState stateOf(const ProcessSpec& spec);
 
 }  // namespace tandem::deploy::internal
