@@ -21,13 +21,14 @@ EXAMPLES = [REPO / "examples" / "quickstart.yaml", REPO / "examples" / "two-site
 
 def tandemctl(*args):
     return subprocess.run([str(TANDEMCTL), *args], capture_output=True, text=True, timeout=30,
+                          errors="replace",
                           cwd=REPO)
 
 
 def expected_problems(path):
     """The (rule, line) pairs a broken file marks."""
     expected = []
-    for number, text in enumerate(path.read_text().splitlines(), start=1):
+    for number, text in enumerate(path.read_text(errors="replace").splitlines(), start=1):
         marker = re.search(r"# <- ([a-z0-9-]+)\s*$", text)
         if marker:
             expected.append((marker.group(1), number))

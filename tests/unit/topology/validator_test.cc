@@ -79,6 +79,7 @@ const BrokenCase kBroken[] = {
     {"invalid-domain", "invalid-domain"},
     {"invalid-fqdn", "invalid-fqdn"},
     {"invalid-name", "invalid-name"},
+    {"not-utf8", "not-utf8"},
     {"invalid-role", "invalid-role"},
     {"invalid-share", "invalid-share"},
     {"key-not-for-role", "key-not-for-role"},
