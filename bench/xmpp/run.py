@@ -3,7 +3,9 @@
 
     bench/xmpp/setup                      # once: installs the peers (bench only)
     TANDEM_TEST_NET=18 TANDEM_BUILD_DIR=build-h8 /usr/bin/python3 bench/xmpp/run.py \
-        [--signins 300] [--rate 5000] [--seconds 20] [--idle 2000] [--only tandem,prosody]
+        [--signins 300] [--rate 5000] [--dm-rate 1000] [--seconds 20] [--idle 2000] \
+        [--only tandem,prosody] [--skip chat]
+The load average is printed with every figure (the machine is shared).
 
 What it does, for each server in turn (all three are up for the whole run):
   1. sign-ins: STARTTLS (TLS 1.3) + SCRAM-SHA-256 + bind + close, `--signin-concurrency` at a
@@ -12,6 +14,9 @@ What it does, for each server in turn (all three are up for the whole run):
      PostgreSQL, the peers' MUC archive in PostgreSQL); one occupant sends at --rate/50 messages
      per second for --seconds; every occupant (sender included) receives each message. Server +
      PostgreSQL CPU per delivered message, p50/p99 send->receive latency, archive rows written.
+  2b. 1:1 messages: 25 senders each to its own receiver's full JID (receivers sent initial
+     presence), --dm-rate messages/s in all for --seconds; server (+ PostgreSQL) CPU per message,
+     p50/p99 send->receive latency.
   3. idle sessions: --idle signed-in, bound, idle sessions; RSS delta of the server process / N.
 CPU is utime+stime from /proc (the machine is shared: wall time is not the server's cost).
 Receivers run in --workers separate processes so one Python process is not the bottleneck.
@@ -123,7 +128,7 @@ async def signins(t: Target, n: int, conc: int) -> dict:
         log(f"{t.name}: {len(errors)} sign-ins failed, first: {errors[0]}")
     return {"ok": ok, "n": n, "server_ms": 1000 * d["server"] / max(ok, 1),
             "pg_ms": 1000 * d["pg"] / max(ok, 1), "per_s": ok / wall,
-            "client_ms": 1000 * client / max(ok, 1)}
+            "client_ms": 1000 * client / max(ok, 1), "load": os.getloadavg()[0]}
 
 
 # ---- 2. persistent chat -------------------------------------------------------------------------
@@ -252,6 +257,117 @@ async def chat(t: Target, rate: float, seconds: float, workers: int, room="bench
             "archived": rows}
 
 
+# ---- 2b. 1:1 messages ---------------------------------------------------------------------------
+
+DM_PAIRS = USERS // 2  # u0..u24 send, u25..u49 receive (one receiver each)
+
+
+def _dm_receiver(address, users, run_id, ready, stop, out):
+    """A worker process: signs in `users` (resource `dm`), sends initial presence, counts the
+    messages of run `run_id` and their send->receive latency."""
+    resource.setrlimit(resource.RLIMIT_NOFILE, (resource.getrlimit(resource.RLIMIT_NOFILE)[1],) * 2)
+
+    async def main():
+        ctx = tls_context()
+        sessions = []
+        for u in users:
+            s = Session(address, DOMAIN)
+            await s.sign_in(ctx, u, PASSWORD, "dm")
+            s.send("<presence/>")
+            sessions.append(s)
+        await asyncio.sleep(0.5)
+        for s in sessions:  # drop what sign-in and presence brought (no messages yet)
+            s.buf = b""
+        ready.release()
+        lat, count = [], 0
+
+        async def pump(s):
+            nonlocal count
+            while True:
+                chunk = await s.r.read(1 << 20)
+                if not chunk:
+                    return
+                now = time.monotonic_ns()
+                s.buf += chunk
+                cut = s.buf.rfind(b"</message>")
+                if cut < 0:
+                    continue
+                done, s.buf = s.buf[:cut + 10], s.buf[cut + 10:]
+                for m in BODY_RE.finditer(done):
+                    if int(m.group(1)) == run_id:
+                        count += 1
+                        lat.append(now - int(m.group(3)))
+        tasks = [asyncio.ensure_future(pump(s)) for s in sessions]
+        while not stop.is_set():
+            await asyncio.sleep(0.05)
+        for tk in tasks:
+            tk.cancel()
+        out.put((count, lat))
+        for s in sessions:
+            s.abort()
+    asyncio.run(main())
+
+
+async def direct(t: Target, rate: float, seconds: float, workers: int) -> dict:
+    """1:1 chat messages: DM_PAIRS senders, each to its own receiver's full JID, `rate`
+    messages/s in all for `seconds`. Server (+ PostgreSQL) CPU per message, p50/p99 latency."""
+    n_msgs = int(rate * seconds)
+    run_id = int(time.time()) + 7
+    ctx = mp.get_context("fork")
+    ready, stop, out = ctx.Semaphore(0), ctx.Event(), ctx.Queue()
+    receivers = [f"u{DM_PAIRS + i}" for i in range(DM_PAIRS)]
+    procs = [ctx.Process(target=_dm_receiver, args=(t.address, receivers[w::workers], run_id,
+                                                    ready, stop, out)) for w in range(workers)]
+    for p in procs:
+        p.start()
+    senders = []
+    tls = tls_context()
+    for i in range(DM_PAIRS):
+        s = Session(t.address, DOMAIN)
+        await s.sign_in(tls, f"u{i}", PASSWORD, "dm-send")
+        senders.append(s)
+    for _ in procs:
+        while not ready.acquire(timeout=0.5):
+            if not all(p.is_alive() for p in procs):
+                raise RuntimeError(f"{t.name}: a receiver process died while signing in")
+    await asyncio.sleep(1)
+
+    async def discard(s):  # senders' own input (nothing expected) must not pile up
+        while await s.r.read(1 << 16):
+            pass
+    drains = [asyncio.ensure_future(discard(s)) for s in senders]
+    c0, t0 = t.cpu(), time.monotonic()
+    for i in range(n_msgs):
+        k = i % DM_PAIRS
+        senders[k].send(f"<message to='u{DM_PAIRS + k}@{DOMAIN}/dm' type='chat' id='d{i}'>"
+                        f"<body>t:{run_id}:{i}:{time.monotonic_ns()}</body></message>")
+        delay = t0 + (i + 1) / rate - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+    send_wall = time.monotonic() - t0
+    await asyncio.sleep(3.0)  # let deliveries finish (receivers keep counting until `stop`)
+    c1 = t.cpu()
+    stop.set()
+    lat, count = [], 0
+    for _ in procs:
+        c, l = out.get(timeout=60)
+        count += c
+        lat.extend(l)
+    for p in procs:
+        p.join(30)
+    for d in drains:
+        d.cancel()
+    for s in senders:
+        s.abort()
+    d = cpu_delta(c0, c1)
+    lat.sort()
+    return {"sent": n_msgs, "delivered": count, "offered_per_s": n_msgs / send_wall,
+            "server_us": 1e6 * d["server"] / max(count, 1), "pg_us": 1e6 * d["pg"] / max(count, 1),
+            "p50_ms": lat[len(lat) // 2] / 1e6 if lat else float("nan"),
+            "p99_ms": lat[int(len(lat) * 0.99)] / 1e6 if lat else float("nan"),
+            "load": os.getloadavg()[0]}
+
+
 # ---- 3. idle sessions ---------------------------------------------------------------------------
 
 def _idler(address, users, ready, stop, out):
@@ -307,7 +423,7 @@ def idle(t: Target, n: int, workers: int) -> dict:
     if errs:
         log(f"{t.name}: idle sessions failed: {errs}")
     return {"opened": opened, "n": n, "rss0_mib": rss0 / 1024, "rss1_mib": rss1 / 1024,
-            "per_session_kib": (rss1 - rss0) / max(opened, 1)}
+            "per_session_kib": (rss1 - rss0) / max(opened, 1), "load": os.getloadavg()[0]}
 
 
 # ---- the three servers ---------------------------------------------------------------------------
@@ -385,12 +501,13 @@ def main():
     ap.add_argument("--signin-concurrency", type=int, default=4)
     ap.add_argument("--rate", type=float, default=5000, help="offered room deliveries per second")
     ap.add_argument("--seconds", type=float, default=20)
+    ap.add_argument("--dm-rate", type=float, default=1000, help="1:1 messages per second")
     ap.add_argument("--idle", type=int, default=2000)
     ap.add_argument("--workers", type=int, default=3)
     ap.add_argument("--only", default="tandem,prosody,ejabberd")
     ap.add_argument("--mirrored", action="store_true",
                     help="Tandem's store with a synchronous mirror (its PostgreSQL CPU counted too)")
-    ap.add_argument("--skip", default="", help="comma list of phases to skip: signin,chat,idle")
+    ap.add_argument("--skip", default="", help="comma list of phases to skip: signin,chat,dm,idle")
     a = ap.parse_args()
     resource.setrlimit(resource.RLIMIT_NOFILE, (resource.getrlimit(resource.RLIMIT_NOFILE)[1],) * 2)
     net = int(os.environ.get("TANDEM_TEST_NET", "18"))
@@ -421,6 +538,15 @@ def main():
                 except Exception as e:  # noqa: BLE001 - reported, other servers still measured
                     log(f"  FAILED: {e!r}")
                     results[t.name]["chat_error"] = repr(e)
+        if "dm" not in skip:
+            for t in targets:
+                log(f"{t.name}: 1:1 messages at {a.dm_rate:g}/s")
+                try:
+                    results[t.name]["dm"] = r = asyncio.run(direct(t, a.dm_rate, a.seconds, a.workers))
+                    log(f"  {r}")
+                except Exception as e:  # noqa: BLE001 - reported, other servers still measured
+                    log(f"  FAILED: {e!r}")
+                    results[t.name]["dm_error"] = repr(e)
         if "idle" not in skip:
             for t in targets:
                 log(f"{t.name}: {a.idle} idle sessions")
@@ -451,6 +577,7 @@ def report(results, a) -> str:
     row("sign-in: server CPU", lambda r: f"{r['signin']['server_ms']:.2f} ms")
     row("sign-in: PostgreSQL CPU", lambda r: f"{r['signin']['pg_ms']:.2f} ms")
     row("sign-ins/s (client-bound)", lambda r: f"{r['signin']['per_s']:.0f} ({r['signin']['ok']}/{r['signin']['n']})")
+    row("sign-in: load average", lambda r: f"{r['signin']['load']:.1f}")
     row("sign-in: client CPU", lambda r: f"{r['signin']['client_ms']:.2f} ms")
     row("room: offered deliveries/s", lambda r: f"{r['chat']['offered_per_s']:.0f}")
     row("room: delivered / expected", lambda r: f"{r['chat']['delivered']}/{r['chat']['expected']}")
@@ -460,10 +587,20 @@ def report(results, a) -> str:
     row("room: p50 latency", lambda r: f"{r['chat']['p50_ms']:.1f} ms")
     row("room: p99 latency", lambda r: f"{r['chat']['p99_ms']:.1f} ms")
     row("room: rows archived / messages sent", lambda r: f"{r['chat']['archived']}/{r['chat']['sent']}")
+    row("1:1: offered messages/s", lambda r: f"{r['dm']['offered_per_s']:.0f}")
+    row("1:1: delivered / sent", lambda r: f"{r['dm']['delivered']}/{r['dm']['sent']}")
+    row("1:1: server CPU per message", lambda r: f"{r['dm']['server_us']:.1f} µs")
+    row("1:1: PostgreSQL CPU per message", lambda r: f"{r['dm']['pg_us']:.1f} µs")
+    row("1:1: p50 latency", lambda r: f"{r['dm']['p50_ms']:.1f} ms")
+    row("1:1: p99 latency", lambda r: f"{r['dm']['p99_ms']:.1f} ms")
+    row("1:1: load average", lambda r: f"{r['dm']['load']:.1f}")
     row("idle sessions opened", lambda r: f"{r['idle']['opened']}/{r['idle']['n']}")
     row("RSS per idle session", lambda r: f"{r['idle']['per_session_kib']:.1f} KiB")
+    row("idle: load average", lambda r: f"{r['idle']['load']:.1f}")
     row("RSS before → after", lambda r: f"{r['idle']['rss0_mib']:.0f} → {r['idle']['rss1_mib']:.0f} MiB")
     for n in names:
+        if "dm_error" in results[n]:
+            out.append(f"\n{n}: 1:1 benchmark failed: {results[n]['dm_error']}")
         if "chat_error" in results[n]:
             out.append(f"\n{n}: room benchmark failed: {results[n]['chat_error']}")
     return "\n".join(out)
