@@ -59,6 +59,13 @@ void routeAll(rpc::AdminServer& s, Agent& a) {
     if (it == req.params.end()) return Response::error(invalidArgument("give ?store=<name>"));
     return answer(a.witnessStatus(it->second));
   });
+  for (const char* what : {"exposed", "vote"}) {
+    s.route("POST", std::string("/witness/") + what, [&a, what](const Request& req) {
+      auto j = req.json();
+      if (!j) return Response::error(j.error());
+      return answer(a.witnessDecide(what, *j));
+    });
+  }
   s.route("GET", "/log-shipping/status", [&](const Request&) { return answer(a.logShippingStatus()); });
   s.route("POST", "/log-shipping/copy-now", [&](const Request&) { return answer(a.copyNow()); });
   s.route("POST", "/log-shipping/apply-all", [&](const Request&) { return answer(a.applyAll()); });

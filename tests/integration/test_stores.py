@@ -306,3 +306,117 @@ def test_deploy_up_two_site_gives_synchronized_mirrors_and_a_restoring_backup_st
         d.wait_until(lambda: _agent_status(d, principal)["role"] == "Principal" and
                      _agent_status(d, principal)["mirror_status"] == "SYNCHRONIZED",
                      90, f"{principal} back SYNCHRONIZED")
+
+
+# ---- exposure: the principal keeps serving when only its mirror is lost ---------------------------
+
+def _write_one(d: StoreDeployment, name: str, value: int, wait_s: float = 5.0) -> threading.Thread:
+    """Starts one INSERT on `name` in a thread; `.acked` tells whether it was acknowledged.
+
+    (No statement_timeout: PostgreSQL answers a cancelled synchronous-replication wait with a
+    WARNING and a *successful* commit, which would look like an acknowledgement.)"""
+    t = threading.Thread(daemon=True)
+    t.acked = False
+
+    def body():
+        try:
+            c = connect(d, name)
+            with c.cursor() as cur:
+                cur.execute("INSERT INTO acked(id) VALUES (%s)", (value,))
+            t.acked = True
+            c.close()
+        except psycopg2.Error:
+            pass
+
+    t.run = body
+    t.start()
+    t.join(wait_s)
+    return t
+
+
+def _exposed(d: StoreDeployment, name: str) -> bool:
+    s = d.status(name)
+    return s["exposed"] and s["mirror_status"] == "SUSPENDED"
+
+
+def test_principal_serves_exposed_when_its_mirror_is_lost_and_resynchronizes_4(stores):
+    d = stores(mirrored(11), TIMEOUT_ENV)
+    wait_until(lambda: d.status("sql1")["mirror_status"] == "SYNCHRONIZED", 120, "SYNCHRONIZED")
+    run(d, ["sql1", "sql1m"], "CREATE TABLE acked(id bigint PRIMARY KEY)")
+    w = Writer(d, "sql1", "sql1m")
+    w.start()
+    wait_until(lambda: len(w.acked) > 100, 30, "writer running")
+    wait_until(lambda: d.status("sql1m")["mirror_status"] == "SYNCHRONIZED", 30, "mirror sees SYNCHRONIZED")
+    d.kill9("sql1m")  # the mirror only (agent and PostgreSQL): the principal and witness are fine
+    killed_at = time.monotonic()
+    wait_until(lambda: _exposed(d, "sql1"), 30, "sql1 exposed (SUSPENDED)")
+    wait_until(lambda: any(t > killed_at for _, t in w.acked), 30, "commits acknowledged without the mirror")
+    before = max(t for _, t in w.acked if t <= killed_at)
+    after = min(t for _, t in w.acked if t > killed_at)
+    print(f"commits stalled {after - before:.2f} s after the mirror's loss (3 s partner timeout)")
+    assert 'tandem_store_exposed{store="sql1"} 1' in d.call("sql1", "GET", "/metrics")
+    assert d.call("w1", "GET", "/witness/status?store=sql1")["exposed"] is True
+    n_exposed = len(w.acked)
+    wait_until(lambda: len(w.acked) > n_exposed + 100, 30, "commits keep flowing while exposed")
+
+    # The mirror returns (writer still running): it catches up and commits wait for it again.
+    d.start("sql1m")
+    wait_until(lambda: d.status("sql1")["mirror_status"] == "SYNCHRONIZED" and
+               not d.status("sql1")["mirror_behind"], 90, "sql1m SYNCHRONIZED again")
+    assert d.status("sql1")["synchronous"] and not d.status("sql1")["exposed"]
+    assert d.call("w1", "GET", "/witness/status?store=sql1")["exposed"] is False
+    assert 'tandem_store_exposed{store="sql1"} 0' in d.call("sql1", "GET", "/metrics")
+
+    # Now the principal dies: the mirror was SYNCHRONIZED, so it takes over with every
+    # acknowledged commit, those of the exposed period included.
+    wait_until(lambda: d.status("sql1m")["mirror_status"] == "SYNCHRONIZED", 30, "mirror sees SYNCHRONIZED")
+    d.kill9("sql1")
+    killed_at = time.monotonic()
+    wait_until(lambda: role(d, "sql1m") == "Principal", 30, "automatic failover to sql1m")
+    wait_until(lambda: any(t > killed_at for _, t in w.acked), 30, "commits acknowledged again")
+    w.stop.set()
+    w.join(10)
+    present = {r[0] for r in run(d, "sql1m", "SELECT id FROM acked")}
+    missing = [i for i, _ in w.acked if i not in present]
+    assert not missing, f"{len(missing)} acknowledged commits lost: {missing[:10]}"
+
+
+def test_mirror_that_missed_exposed_commits_is_never_promoted_and_lost_quorum_blocks_4(stores):
+    d = stores(mirrored(12), TIMEOUT_ENV)
+    wait_until(lambda: d.status("sql1")["mirror_status"] == "SYNCHRONIZED", 120, "SYNCHRONIZED")
+    run(d, "sql1", "CREATE TABLE acked(id bigint PRIMARY KEY)")
+    d.kill9("sql1m")
+    wait_until(lambda: _exposed(d, "sql1"), 30, "sql1 exposed")
+    acked = [i for i in range(10) if _write_one(d, "sql1", i).acked]
+    assert acked == list(range(10)), "an exposed principal acknowledges commits"
+
+    # The witness goes too: no quorum, so the principal stops acknowledging at once...
+    d.kill9("w1")
+    wait_until(lambda: not d.status("sql1")["exposed"], 15, "sql1 waits for its mirror again")
+    blocked = _write_one(d, "sql1", 100, wait_s=0)
+    # ... and fences itself after the partner timeout.
+    wait_until(lambda: role(d, "sql1") == "Fenced", 30, "sql1 fenced")
+    blocked.join(10)
+    assert not blocked.acked, "a principal without quorum acknowledged a commit"
+
+    # The mirror and the witness return. The mirror lacks rows 0-9: the witness (which kept its
+    # record across kill -9) refuses to vote for it, and it stays a mirror.
+    d.start("w1")
+    vote = wait_until(lambda: d.call("w1", "POST", "/witness/vote",
+                                     {"store": "sql1", "candidate": "sql1m", "lost_for_s": 2}),
+                      15, "witness answers")
+    assert vote["granted"] is False and "may lack commits" in vote["reason"], vote
+    d.start("sql1m")
+    # The self-fenced principal sees its mirror and the witness: it serves again, the mirror
+    # catches up, and the exposure record is cleared.
+    wait_until(lambda: role(d, "sql1") == "Principal" and
+               d.status("sql1")["mirror_status"] == "SYNCHRONIZED" and
+               not d.status("sql1")["mirror_behind"], 90, "sql1 serving, sql1m SYNCHRONIZED")
+    assert role(d, "sql1m") == "Mirror"
+    assert d.call("w1", "GET", "/witness/status?store=sql1")["exposed"] is False
+    assert _write_one(d, "sql1", 200).acked
+    # Synchronous commit waits for the mirror's flush, not its replay: poll for the row.
+    wait_until(lambda: _count(d, "sql1m", "SELECT count(*) FROM acked WHERE id = 200") == 1, 15,
+               "row 200 on the mirror")
+    present = {r[0] for r in run(d, "sql1m", "SELECT id FROM acked", rw=False)}
+    assert set(range(10)) | {200} <= present  # 100 may be there: committed locally, never acknowledged

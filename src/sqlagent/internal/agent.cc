@@ -28,7 +28,8 @@ namespace fs = std::filesystem;
 nlohmann::json Persisted::toJson() const {
   return {{"role", role},         {"role_before_stop", role_before_stop},
           {"partner", partner},   {"principal", principal},
-          {"synchronous", synchronous}, {"mirror_removed", mirror_removed},
+          {"synchronous", synchronous}, {"exposed", exposed},
+          {"mirror_removed", mirror_removed},
           {"timeline", timeline}, {"ls_from", ls_from},
           {"ls_removed", ls_removed}, {"self_fenced", self_fenced}};
 }
@@ -40,6 +41,7 @@ Persisted Persisted::fromJson(const nlohmann::json& j) {
   p.partner = j.value("partner", "");
   p.principal = j.value("principal", "");
   p.synchronous = j.value("synchronous", false);
+  p.exposed = j.value("exposed", false);
   p.mirror_removed = j.value("mirror_removed", false);
   p.timeline = j.value("timeline", 0);
   p.ls_from = j.value("ls_from", "");
@@ -209,6 +211,7 @@ Status Agent::bootstrap(const std::atomic<bool>& stop) {
   }
   TANDEM_RETURN_IF_ERROR(persist(p));
   if (p.role == kWitness) {
+    loadWitnessRecords();
     bootstrapped_ = true;
     return Status::ok();
   }
@@ -233,7 +236,8 @@ Status Agent::bootstrap(const std::atomic<bool>& stop) {
   if (st.isOk()) {
     std::lock_guard lock(mu_);
     // Partners get a full partner timeout from now before any fencing or failover decision.
-    seen_.partner_last_contact = seen_.witness_last_contact = std::chrono::steady_clock::now();
+    seen_.partner_last_contact = seen_.witness_last_contact = seen_.commits_unblocked_at =
+        std::chrono::steady_clock::now();
     bootstrapped_ = true;
   }
   return st;
@@ -253,6 +257,13 @@ Status Agent::startAsPrincipal() {
         return rejoinLocked(p.partner);
       }
     }
+  }
+  if (p.exposed && !p.synchronous) {
+    // It served exposed before this restart: commits wait for the mirror until the witness
+    // grants exposure again (monitor rule 7), so a restarted isolated principal acknowledges
+    // nothing.
+    p.synchronous = true;
+    TANDEM_RETURN_IF_ERROR(persist(p));
   }
   bool fresh = !pg_->hasData();
   if (fresh) TANDEM_RETURN_IF_ERROR(pg_->initdb());

@@ -20,6 +20,7 @@
 #include "rpc/metrics.h"
 #include "sqlagent/agent.h"
 #include "sqlagent/internal/postgres.h"
+#include "sqlagent/internal/witness.h"
 #include "topology/topology.h"
 
 // TANDEM_RETURN_IF_ERROR for functions that return a Result<T>.
@@ -40,6 +41,12 @@ inline constexpr const char* kWitness = "Witness";
 inline constexpr const char* kFenced = "Fenced";
 inline constexpr const char* kStopped = "Stopped";
 
+// Timeline of a cluster, standby or not (one SELECT column).
+inline constexpr const char* kTimelineSql =
+    "CASE WHEN pg_is_in_recovery() THEN coalesce((SELECT received_tli FROM pg_stat_wal_receiver),"
+    " (SELECT timeline_id FROM pg_control_checkpoint())) ELSE"
+    " ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END";
+
 // What the agent remembers across restarts (agent.json).
 struct Persisted {
   std::string role;              // "" until bootstrapped
@@ -47,6 +54,10 @@ struct Persisted {
   std::string partner;           // the other member of the mirrored pair ("" = none)
   std::string principal;         // mirror: the store it follows
   bool synchronous = false;      // principal: synchronous_standby_names names the partner
+  // Principal: the mirror may lack commits this principal acknowledged (it served exposed,
+  // granted by the witness); cleared once the mirror is SYNCHRONIZED again. Serving exposed
+  // now = exposed && !synchronous (a principal that lost quorum waits for the mirror again).
+  bool exposed = false;
   bool mirror_removed = false;   // /mirror/remove: do not re-synchronise automatically
   int timeline = 0;
   std::string ls_from;           // backup store: the primary store it restores from
@@ -67,6 +78,10 @@ struct Observed {
   std::chrono::steady_clock::time_point partner_last_contact{};
   std::string partner_last_contact_utc;
   std::string mirror_status;  // SYNCHRONIZED | SYNCHRONIZING | SUSPENDED | DISCONNECTED | ""
+  bool mirror_streaming = false;  // principal: the mirror's walsender is in state `streaming`
+  // Principal: last round at which no commit was waiting for a missing mirror (not synchronous,
+  // or the mirror SYNCHRONIZED). Exposure starts a partner timeout after it.
+  std::chrono::steady_clock::time_point commits_unblocked_at{};
   bool synchronized_at_last_contact = false;
   long lag_bytes = 0;
   double lag_seconds = 0;
@@ -102,6 +117,10 @@ class Agent {
   Result<nlohmann::json> connections();
   Result<nlohmann::json> endConnections(bool all, int pid);
   Result<nlohmann::json> witnessStatus(const std::string& store);
+  // POST /witness/exposed {"store", "partner", "exposed": bool} and POST /witness/vote
+  // {"store", "candidate", "lost_for_s"} (what = "exposed" | "vote"): WitnessBook's decision,
+  // {"ok": true, "granted", "reason"}.
+  Result<nlohmann::json> witnessDecide(const std::string& what, const nlohmann::json& body);
   // log shipping (log_shipping.cc)
   Result<nlohmann::json> logShippingStatus();
   Result<nlohmann::json> copyNow();
@@ -148,6 +167,11 @@ class Agent {
   void observeWitness(Observed& o, const Persisted& p);
   void decide(const Observed& o, const Persisted& p);
   void witnessRound();
+  void loadWitnessRecords();
+  Status persistWitnessLocked();  // Requires: mu_ held
+  // Principal side of exposure (monitor.cc): asks the witness; true when granted.
+  Result<bool> askWitness(const std::string& path, const nlohmann::json& body);
+  void decidePrincipalExposure(const Observed& o, const Persisted& p);
 
   // ---- log shipping (log_shipping.cc) ----
   std::string pgbackrestConf() const;      // repo = the share
@@ -174,13 +198,7 @@ class Agent {
   Persisted state_;   // GUARDED_BY(mu_)
   Observed seen_;     // GUARDED_BY(mu_)
   std::string last_error_;  // GUARDED_BY(mu_): last failed bootstrap/monitor action
-  // Witness agents: last contact with each watched store (name -> steady time, writable, tl).
-  struct WitnessView {
-    std::chrono::steady_clock::time_point last_contact{};
-    bool ever = false, writable = false;
-    int timeline = 0;
-  };
-  std::map<std::string, WitnessView> witness_views_;  // GUARDED_BY(mu_)
+  WitnessBook witness_;  // GUARDED_BY(mu_): witness agents only
   std::mutex copy_mu_;  // one copy round at a time
 };
 

@@ -11,6 +11,13 @@
 // 4. Fenced whose partner is back as a mirror (and the witness answers): start as principal.
 // 5. Principal whose mirror streams caught up: synchronous_standby_names = the mirror.
 // 6. A store whose PostgreSQL died under a live agent is started again (same role).
+// 7. Exposure (SQL Server's "running exposed"): a principal whose commits have waited for a
+//    missing mirror for the partner timeout asks the witness; if the witness grants it (it sees
+//    this principal and has not voted for a failover), synchronous_standby_names is cleared and
+//    the principal commits alone, status SUSPENDED. While exposed it renews the grant every
+//    round; a refusal or an unreachable witness (no quorum) makes commits wait for the mirror
+//    again at once. Rule 5 re-synchronises the mirror when it is back; once it is SYNCHRONIZED
+//    the witness's exposure record is cleared. Without a witness, commits keep waiting.
 #include <spdlog/spdlog.h>
 
 #include "rpc/client.h"
@@ -22,12 +29,10 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-constexpr const char* kTimelineSql =
-    "CASE WHEN pg_is_in_recovery() THEN coalesce((SELECT received_tli FROM pg_stat_wal_receiver),"
-    " (SELECT timeline_id FROM pg_control_checkpoint())) ELSE"
-    " ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END";
-
 double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+// Rule 5: a streaming mirror this close (bytes not yet flushed) is made synchronous.
+constexpr long kResyncLagBytes = 1 << 20;
 
 }  // namespace
 
@@ -71,9 +76,12 @@ void Agent::observePartner(Observed& o, const Persisted& p) {
         o.lag_seconds = std::atof(row[3].c_str());
         bool sync = row[0] == "streaming" && row[1] == "sync";
         o.mirror_status = sync ? "SYNCHRONIZED" : "SYNCHRONIZING";
+        o.mirror_streaming = row[0] == "streaming";
         o.synchronized_at_last_contact = sync;
       } else {
-        o.mirror_status = "DISCONNECTED";
+        // Serving exposed: the mirror is not there and commits do not wait for it.
+        o.mirror_status = (p.exposed && !p.synchronous) ? "SUSPENDED" : "DISCONNECTED";
+        o.mirror_streaming = false;
       }
     }
   }
@@ -143,6 +151,9 @@ void Agent::monitorOnce() {
   observeLocal(o);
   observePartner(o, p);
   observeWitness(o, p);
+  if (!p.synchronous || p.mirror_removed || o.mirror_status == "SYNCHRONIZED") {
+    o.commits_unblocked_at = Clock::now();
+  }
   {
     std::lock_guard lock(mu_);
     seen_ = o;
@@ -152,9 +163,73 @@ void Agent::monitorOnce() {
   metrics_.setGauge("tandem_store_replication_lag_seconds", o.lag_seconds, {{"store", self_.name}}, "Replay lag of the mirror");
   metrics_.setGauge("tandem_store_connections", o.connections, {{"store", self_.name}}, "Client backends");
   metrics_.setGauge("tandem_store_synchronized", o.mirror_status == "SYNCHRONIZED" ? 1 : 0, {{"store", self_.name}}, "Mirror SYNCHRONIZED");
+  metrics_.setGauge("tandem_store_exposed",
+                    p.role == kPrincipal && p.exposed && !p.synchronous && !p.mirror_removed ? 1 : 0,
+                    {{"store", self_.name}},
+                    "Principal commits without its mirror (witness-granted exposure, SUSPENDED)");
   std::unique_lock op(op_mu_, std::try_to_lock);
   if (!op.owns_lock()) return;  // an operation is running; decide next round
   decide(o, persisted());
+}
+
+Result<bool> Agent::askWitness(const std::string& path, const nlohmann::json& body) {
+  auto opts = rpc::clientOptionsFromStateDir(o_.state_dir);
+  if (!opts) return fail(opts.error());
+  opts->timeout = std::chrono::milliseconds(1500);
+  auto r = rpc::AdminClient(addressOf(witnessName()), 8443, *opts).post(path, body);
+  if (!r) return fail(r.error());
+  bool granted = r->value("granted", false);
+  if (!granted) spdlog::info("store `{}`: witness `{}` refused {}: {}", self_.name, witnessName(), path, r->value("reason", ""));
+  return granted;
+}
+
+// Rule 7 (exposure), on a Principal with a partner and PostgreSQL up.
+void Agent::decidePrincipalExposure(const Observed& o, const Persisted& p) {
+  if (p.role != kPrincipal || p.partner.empty() || p.mirror_removed || !o.pg_up) return;
+  if (witnessName().empty()) return;  // no quorum possible: commits keep waiting (docs/stores.md)
+  const auto now = Clock::now();
+  const nlohmann::json ask = {{"store", self_.name}, {"partner", p.partner}, {"exposed", true}};
+  auto setSynchronous = [&](bool sync, bool exposed, const std::string& why) {
+    Persisted q = persisted();
+    q.synchronous = sync;
+    q.exposed = exposed;
+    Status st = persist(q);
+    if (st.isOk()) st = pg_->applyRoleConfig(roleConfig(q));
+    if (!st.isOk()) {
+      spdlog::error("store `{}`: {}: {}", self_.name, why, st.message());
+      std::lock_guard lock(mu_);
+      last_error_ = why + ": " + st.message();
+      return;
+    }
+    spdlog::warn("store `{}`: {}", self_.name, why);
+  };
+  if (p.exposed && !p.synchronous) {  // serving exposed: renew the grant (the quorum check)
+    auto g = askWitness("/witness/exposed", ask);
+    if (!g || !*g) {
+      setSynchronous(true, true, "lost quorum with witness `" + witnessName() + "` (" +
+                                     (g ? std::string("grant refused") : g.error().message()) +
+                                     "); commits wait for mirror `" + p.partner + "` again");
+    }
+    return;
+  }
+  if (p.exposed && o.mirror_status == "SYNCHRONIZED") {  // back in sync: clear the record
+    Persisted q = p;
+    auto g = askWitness("/witness/exposed", {{"store", self_.name}, {"partner", p.partner}, {"exposed", false}});
+    if (!g) return;  // the witness keeps the record: no automatic failover meanwhile (safe side)
+    q.exposed = false;
+    (void)persist(q);
+    spdlog::warn("store `{}`: mirror `{}` is SYNCHRONIZED again; no longer exposed", self_.name, p.partner);
+    return;
+  }
+  if (p.synchronous && now - o.commits_unblocked_at >= o_.partner_timeout) {
+    auto g = askWitness("/witness/exposed", ask);
+    if (g && *g) {
+      setSynchronous(false, true,
+                     "mirror `" + p.partner + "` not SYNCHRONIZED for " +
+                         std::to_string(static_cast<int>(seconds(now - o.commits_unblocked_at))) +
+                         " s; witness `" + witnessName() + "` granted exposure: commits no longer wait for the mirror (SUSPENDED)");
+    }
+  }
 }
 
 void Agent::decide(const Observed& o, const Persisted& p) {
@@ -180,15 +255,17 @@ void Agent::decide(const Observed& o, const Persisted& p) {
       if (!(o.partner_reachable && o.partner_writable)) report(pg_->start(), "restart PostgreSQL");
       return;
     }
-    // Rule 5.
-    if (p.role == kPrincipal && !p.synchronous && !p.mirror_removed &&
-        o.mirror_status == "SYNCHRONIZING" && o.lag_bytes == 0) {
+    // Rule 5. A walsender in state `streaming` has caught up once; a small lag left under load
+    // only makes the next commits wait for it briefly.
+    if (p.role == kPrincipal && !p.synchronous && !p.mirror_removed && o.mirror_streaming &&
+        o.lag_bytes < kResyncLagBytes) {
       Persisted q = p;
       q.synchronous = true;
       report(persist(q), "persist");
       report(pg_->applyRoleConfig(roleConfig(q)), "synchronise mirror");
       spdlog::info("store `{}`: mirror `{}` caught up; commits now wait for it", self_.name, p.partner);
     }
+    decidePrincipalExposure(o, persisted());
     if (o.timeline != p.timeline && o.timeline > 0) {
       Persisted q = persisted();
       q.timeline = o.timeline;
@@ -221,15 +298,12 @@ void Agent::decide(const Observed& o, const Persisted& p) {
       return;
     }
     if (!o.witness_reachable || now - o.witness_last_contact > std::chrono::seconds(3)) return;
-    auto opts = rpc::clientOptionsFromStateDir(o_.state_dir);
-    if (!opts) return;
-    opts->timeout = std::chrono::milliseconds(1500);
-    auto w = rpc::AdminClient(addressOf(witnessName()), 8443, *opts).get("/witness/status?store=" + p.principal);
-    if (!w) return;
-    double age = w->value("last_contact_age_s", 1e9);
-    if (w->value("reachable", true) || age * 1000 < static_cast<double>(o_.partner_timeout.count()) - 1000) {
-      return;  // the witness still sees the principal (or lost it only just now)
-    }
+    // The witness decides: it refuses when it still sees the principal, or when the principal
+    // served exposed (this mirror may lack commits), and records its vote.
+    auto vote = askWitness("/witness/vote",
+                           {{"store", p.principal}, {"candidate", self_.name},
+                            {"lost_for_s", std::chrono::duration<double>(o_.partner_timeout).count() - 1.0}});
+    if (!vote || !*vote) return;
     spdlog::warn("store `{}`: mirror and witness `{}` lost principal `{}` for {:.1f} s; promoting",
                  self_.name, witnessName(), p.principal, seconds(partner_lost_for));
     std::string outcome;
@@ -253,64 +327,6 @@ void Agent::decide(const Observed& o, const Persisted& p) {
   if (p.role == kBackupRestoring && !o.pg_up && !pg_->isRunning() && pg_->hasData()) {
     report(pg_->start(), "restart PostgreSQL");
   }
-}
-
-// ---- witness ---------------------------------------------------------------------------------------
-
-void Agent::witnessRound() {
-  std::vector<std::string> watched;
-  for (const auto& s : topo_.stores) {
-    if (s.witness == self_.name) {
-      watched.push_back(s.name);
-      if (!s.mirror.empty()) watched.push_back(s.mirror);
-    }
-  }
-  {
-    std::lock_guard lock(mu_);
-    for (const auto& [name, v] : witness_views_) {
-      if (std::find(watched.begin(), watched.end(), name) == watched.end()) watched.push_back(name);
-    }
-  }
-  for (const auto& name : watched) {
-    const std::string addr = addressOf(name);
-    if (addr.empty()) continue;
-    auto c = pg_->connectTo(addr);
-    bool ok = false, writable = false;
-    int tl = 0;
-    if (c) {
-      auto r = (*c)->exec(std::string("SELECT pg_is_in_recovery(), ") + kTimelineSql);
-      if (r) {
-        ok = true;
-        writable = r->rows[0][0] == "f";
-        tl = std::atoi(r->rows[0][1].c_str());
-      }
-    }
-    std::lock_guard lock(mu_);
-    auto& v = witness_views_[name];
-    if (ok) {
-      v.last_contact = Clock::now();
-      v.ever = true;
-      v.writable = writable;
-      v.timeline = tl;
-    }
-  }
-}
-
-Result<nlohmann::json> Agent::witnessStatus(const std::string& store) {
-  if (topo_.findStore(store) == nullptr) return fail(notFound("store `" + store + "` is not in the topology"));
-  std::lock_guard lock(mu_);
-  auto it = witness_views_.find(store);
-  if (it == witness_views_.end()) {
-    witness_views_[store];  // watch it from the next round on
-    return nlohmann::json{{"witness", self_.name}, {"store", store}, {"reachable", true},
-                          {"last_contact_age_s", 0}, {"note", "not watched yet"}};
-  }
-  const auto& v = it->second;
-  double age = v.ever ? seconds(Clock::now() - v.last_contact) : 1e9;
-  bool reachable = v.ever && age < 2.5;
-  return nlohmann::json{{"witness", self_.name}, {"store", store}, {"reachable", reachable},
-                        {"last_contact_age_s", age}, {"writable", v.writable},
-                        {"timeline", v.timeline}};
 }
 
 }  // namespace tandem::sqlagent

@@ -55,6 +55,10 @@ nlohmann::json Agent::status() {
       {"witness_reachable", o.witness_reachable},
       {"witness_sees_principal", o.witness_sees_principal},
       {"synchronous", p.synchronous && !p.mirror_removed},
+      // Commits are acknowledged without the mirror (granted by the witness); see docs/stores.md.
+      {"exposed", p.role == kPrincipal && p.exposed && !p.synchronous && !p.mirror_removed},
+      // The mirror may lack commits acknowledged while exposed (until it is SYNCHRONIZED again).
+      {"mirror_behind", p.role == kPrincipal && p.exposed && !p.mirror_removed},
       {"connections", o.connections},
       {"partner_timeout_s", std::chrono::duration<double>(o_.partner_timeout).count()},
       {"last_error", last_error},
@@ -62,11 +66,8 @@ nlohmann::json Agent::status() {
   if (p.role == kWitness) {
     nlohmann::json watching = nlohmann::json::object();
     std::lock_guard lock(mu_);
-    for (const auto& [name, v] : witness_views_) {
-      double age = v.ever ? std::chrono::duration<double>(std::chrono::steady_clock::now() - v.last_contact).count() : -1;
-      watching[name] = {{"reachable", v.ever && age < 2.5}, {"last_contact_age_s", age},
-                        {"writable", v.writable}, {"timeline", v.timeline}};
-    }
+    const auto now = std::chrono::steady_clock::now();
+    for (const auto& [name, v] : witness_.views()) watching[name] = witness_.statusOf(name, now);
     j["watching"] = watching;
   }
   if (p.role == kBackupRestoring || !p.ls_from.empty()) {

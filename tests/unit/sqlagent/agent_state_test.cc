@@ -13,6 +13,7 @@ TEST(PersistedTest, RoundTripsEveryFieldSoARestartResumesTheLastRole) {
   p.partner = "sql1";
   p.principal = "sql1";
   p.synchronous = true;
+  p.exposed = true;
   p.mirror_removed = true;
   p.timeline = 3;
   p.ls_from = "pc1";
