@@ -11,6 +11,8 @@
 //   7. set the chat pool state Normal (and its original front-end pool when it answers)
 // Failback loses nothing: writes stop at step 1 and step 4 checks every message is on the primary.
 #include <algorithm>
+#include <functional>
+#include <future>
 
 #include "hadr/chat_runbooks.h"
 #include "hadr/internal/chat_common.h"
@@ -266,6 +268,53 @@ Step restorePrimaryStore(Env& env, const std::string& pool) {
   return s;
 }
 
+// Step 5's two halves touch different stores, so once the primary's full backup is on the share
+// they run side by side (the mirror's base backup used to wait for the whole reseed):
+//   a. take a full backup of the primary (the restore of step 4 started a new timeline, and the
+//      reseed must start from a backup on it; the backup store's agent reuses this one)
+//   b. reseed the backup store from it as the primary's restoring standby (stopped first: it is
+//      still the writable copy of step 3, and step 4 checked the primary holds every message)
+//   c. at the same time, install the primary's mirror (base backup of the primary)
+// Each half notices work already done, so a resume after kill -9 redoes only what is missing.
+bool isShippingFrom(Env& env, const std::string& b) {
+  auto ba = env.agent(b);
+  if (!ba) return false;
+  auto ls = ba->logShippingStatus();
+  return ls && ls->role == "BackupRestoring" && ls->copy_job && ls->restore_job;
+}
+
+// a and b. The backup store is reseeded from the full backup taken here: its agent reuses the
+// newest full backup of the primary when it is on the primary's current timeline.
+Result<std::string> reseedBackupStore(Env& env, const std::string& p, const std::string& b,
+                                      const std::function<void()>& after_backup) {
+  auto ba = env.agent(b);
+  if (!ba) return fail(ba.error());
+  auto bst = env.agentStatus(b);
+  if (bst && isWritableRole(bst->role)) {
+    auto stopped = ba->stop();
+    if (!stopped) return fail(stopped.error().withContext("stopping `" + b + "` before reseeding it"));
+  }
+  auto pa = env.agent(p);
+  if (!pa) return fail(pa.error());
+  auto full = pa->fullBackup();
+  if (!full) return fail(full.error().withContext("full backup of `" + p + "` for the reseed"));
+  after_backup();
+  auto r = ba->configureLogShipping(p);
+  if (!r) return fail(r.error().withContext("configuring log shipping to `" + b + "`"));
+  return *full + "; " + *r;
+}
+
+Result<std::string> installPrimaryMirror(Env& env, const std::string& p, const std::string& m) {
+  if (internal::pairSynchronized(env, p, m).isOk()) {
+    return "`" + m + "` was already the synchronized mirror of `" + p + "`";
+  }
+  auto pa = env.agent(p);
+  if (!pa) return fail(pa.error());
+  auto r = pa->installMirror(m);
+  if (!r) return fail(r.error().withContext("installing mirror `" + m + "`"));
+  return *r;
+}
+
 Step configureLogShippingAndMirror(Env& env, const std::string& pool) {
   Step s;
   s.name = "configure log shipping from the primary and the primary's mirror";
@@ -281,44 +330,26 @@ Step configureLogShippingAndMirror(Env& env, const std::string& pool) {
     if (normalAtStart(ctx)) return alreadyNormal(pool);
     const std::string p = fact(ctx, "primary"), b = fact(ctx, "backup"),
                       m = fact(ctx, "primary_mirror");
-    std::string out;
-    auto ba = env.agent(b);
-    if (!ba) return fail(ba.error());
-    auto ls = ba->logShippingStatus();
-    if (ls && ls->role == "BackupRestoring" && ls->copy_job && ls->restore_job) {
-      out = "log shipping from `" + p + "` to `" + b + "` was already running";
+    // a then b on this thread; c on another thread as soon as the primary's agent is free (it
+    // runs one operation at a time), i.e. right after a's full backup, or at once when the
+    // backup store already ships. Both are joined before the step returns.
+    std::future<Result<std::string>> mirror;
+    auto startMirror = [&, p, m] {
+      if (m.empty() || mirror.valid()) return;
+      mirror = std::async(std::launch::async, [&env, p, m] { return installPrimaryMirror(env, p, m); });
+    };
+    Result<std::string> shipped = std::string();
+    if (isShippingFrom(env, b)) {
+      startMirror();
+      shipped = "log shipping from `" + p + "` to `" + b + "` was already running";
     } else {
-      // The backup store is still the writable copy of step 3: stop it first (the primary holds
-      // every message, checked by step 4), so it can be reseeded as a restoring standby.
-      auto bst = env.agentStatus(b);
-      if (bst && isWritableRole(bst->role)) {
-        auto stopped = ba->stop();
-        if (!stopped) return fail(stopped.error().withContext("stopping `" + b + "` before reseeding it"));
-      }
-      // The reseed starts from the newest full backup of the primary: take one now, so it is
-      // on the primary's current timeline (the restore of step 4 started a new one).
-      auto pa = env.agent(p);
-      if (!pa) return fail(pa.error());
-      auto full = pa->fullBackup();
-      if (!full) return fail(full.error().withContext("full backup of `" + p + "` for the reseed"));
-      auto r = ba->configureLogShipping(p);
-      if (!r) return fail(r.error().withContext("configuring log shipping to `" + b + "`"));
-      out = *full + "; " + *r;
+      shipped = reseedBackupStore(env, p, b, startMirror);
     }
-    if (!m.empty()) {
-      auto st = env.agentStatus(p);
-      if (!st) return fail(st.error());
-      if (st->partner == m && st->mirror_status == "SYNCHRONIZED") {
-        out += "; `" + m + "` was already the synchronized mirror of `" + p + "`";
-      } else {
-        auto pa = env.agent(p);
-        if (!pa) return fail(pa.error());
-        auto r = pa->installMirror(m);
-        if (!r) return fail(r.error().withContext("installing mirror `" + m + "`"));
-        out += "; " + *r;
-      }
-    }
-    return out;
+    Result<std::string> mirrored = std::string();
+    if (mirror.valid()) mirrored = mirror.get();
+    if (!shipped) return fail(shipped.error());
+    if (!mirrored) return fail(mirrored.error());
+    return *shipped + (mirrored->empty() ? "" : "; " + *mirrored);
   };
   s.verify = [&env](const StepContext& ctx) -> Status {
     if (normalAtStart(ctx)) return Status::ok();
@@ -333,13 +364,7 @@ Step configureLogShippingAndMirror(Env& env, const std::string& pool) {
         return internalError("backup store `" + b + "` reports role " + ls->role +
                              (ls->restore_job ? "" : " without its restore job"));
       }
-      if (m.empty()) return Status::ok();
-      auto st = env.agentStatus(p);
-      if (!st) return st.error();
-      if (st->partner != m || st->mirror_status != "SYNCHRONIZED") {
-        return internalError("`" + p + "` reports mirror `" + st->partner + "` " + st->mirror_status);
-      }
-      return Status::ok();
+      return m.empty() ? Status::ok() : internal::pairSynchronized(env, p, m);
     });
   };
   return s;

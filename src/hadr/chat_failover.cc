@@ -405,9 +405,7 @@ Step installBackupMirror(Env& env) {
   s.action = [&env](StepContext& ctx) -> Result<std::string> {
     const std::string b = fact(ctx, "backup"), m = fact(ctx, "backup_mirror");
     if (m.empty()) return "the topology names no backup mirror: `" + b + "` serves alone";
-    auto st = env.agentStatus(b);
-    if (!st) return fail(st.error());
-    if (st->partner == m && st->mirror_status == "SYNCHRONIZED") {
+    if (internal::pairSynchronized(env, b, m).isOk()) {
       return "`" + m + "` was already the synchronized mirror of `" + b + "`";
     }
     auto a = env.agent(b);
@@ -419,14 +417,7 @@ Step installBackupMirror(Env& env) {
   s.verify = [&env](const StepContext& ctx) -> Status {
     const std::string b = fact(ctx, "backup"), m = fact(ctx, "backup_mirror");
     if (m.empty()) return Status::ok();
-    return pollUntil(ctx, [&]() -> Status {
-      auto st = env.agentStatus(b);
-      if (!st) return st.error();
-      if (st->partner != m || st->mirror_status != "SYNCHRONIZED") {
-        return internalError("`" + b + "` reports mirror `" + st->partner + "` " + st->mirror_status);
-      }
-      return Status::ok();
-    });
+    return pollUntil(ctx, [&] { return internal::pairSynchronized(env, b, m); });
   };
   return s;
 }

@@ -2,8 +2,10 @@
 // store agents (sqlagent::Client) and the CMS (cms::Client), with short reachability probes.
 //
 // An Env is created once per tandemctl command on the main thread; runbook steps use it from the
-// runner's helper thread one step at a time (never concurrently). Every call blocks on the
-// network. The CMS client is connected lazily and reconnected after an error.
+// runner's helper thread one step at a time. Within a step, several threads may call its const
+// methods at once (they only read the topology and open their own connections); the CMS calls
+// are not thread-safe. Every call blocks on the network. The CMS client is connected lazily and
+// reconnected after an error.
 #pragma once
 
 #include <chrono>

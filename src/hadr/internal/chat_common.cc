@@ -47,6 +47,21 @@ Status pollUntil(const StepContext& ctx, const std::function<Status()>& check) {
   return last;
 }
 
+Status pairSynchronized(const Env& env, const std::string& principal, const std::string& mirror) {
+  auto p = env.agentStatus(principal);
+  if (!p) return p.error();
+  if (p->partner != mirror || p->mirror_status != "SYNCHRONIZED") {
+    return internalError("`" + principal + "` reports mirror `" + p->partner + "` " + p->mirror_status);
+  }
+  auto m = env.agentStatus(mirror);
+  if (!m) return m.error();
+  if (m->principal != principal || m->mirror_status != "SYNCHRONIZED") {
+    return internalError("mirror `" + mirror + "` reports principal `" + m->principal + "` " +
+                         m->mirror_status);
+  }
+  return Status::ok();
+}
+
 std::string joinNames(const std::vector<std::string>& names) {
   std::string out;
   for (size_t i = 0; i < names.size(); ++i) {

@@ -26,6 +26,14 @@ std::string fact(const StepContext& ctx, const char* key);
 Step setActiveServersStep(Env& env, const std::string& pool, const char* site_fact,
                           std::function<std::string(const StepContext&)> skip = {});
 
+// OK when both members of the pair report it SYNCHRONIZED: `principal` names `mirror` as its
+// partner, and `mirror` follows `principal`. Each agent reports what its own monitor saw on its
+// last round (once a second), so right after a mirror install the principal's side can read
+// SYNCHRONIZED while the mirror's still holds what it saw during its base backup (DISCONNECTED):
+// a verification that reads only one side claims more than the other side shows (the flake of
+// the store-level drill). Otherwise Internal naming the side that does not agree yet.
+Status pairSynchronized(const Env& env, const std::string& principal, const std::string& mirror);
+
 // "a, b and c".
 std::string joinNames(const std::vector<std::string>& names);
 

@@ -72,6 +72,32 @@ std::string walNameOf(const std::string& lsn, int tl) {
   return buf;
 }
 
+// "full backup <label> of `from` (on its current timeline N)" when the newest backup in
+// `info_json` (pgbackrest info --output=json of stanza `from`) is a full backup that starts on
+// `timeline`, the one the primary writes now, and after the primary's PostgreSQL started
+// (`started_epoch`: a timeline number alone could repeat on another branch after a split brain);
+// empty otherwise (take a fresh one then).
+std::string reusableFullBackup(const std::string& from, int timeline, long long started_epoch,
+                               const std::string& info_json) {
+  if (timeline <= 0 || started_epoch <= 0) return "";
+  try {
+    auto j = nlohmann::json::parse(info_json);
+    const auto& backups = j.at(0).at("backup");
+    if (backups.empty()) return "";
+    const auto& newest = backups.back();
+    const std::string start = newest.at("archive").at("start").get<std::string>();
+    const long long taken = newest.at("timestamp").at("start").get<long long>();
+    if (newest.value("type", "") != "full" || timelineOfWalName(start) != timeline ||
+        taken < started_epoch) {
+      return "";
+    }
+    return "full backup " + newest.value("label", "") + " of `" + from +
+           "` (on its current timeline " + std::to_string(timeline) + ")";
+  } catch (const std::exception&) {
+    return "";
+  }
+}
+
 unsigned long long segmentOf(const std::string& wal) {
   if (wal.size() < 24) return 0;
   return std::stoull(wal.substr(8, 8), nullptr, 16) * 256 + std::stoull(wal.substr(16, 8), nullptr, 16);
@@ -96,7 +122,10 @@ Status Agent::writePgbackrestConfs(const std::string& share) {
            "lock-path=" + storeDir() + "/pgbackrest/lock\n"
            "log-path=" + storeDir() + "/pgbackrest/log\n"
            "log-level-console=warn\nlog-level-stderr=warn\nlog-level-file=off\n"
-           "start-fast=y\narchive-timeout=60\ncompress-type=gz\ncompress-level=3\n";
+           // Failback is chat downtime, and its full backups and restores are most of it:
+           // lz4 costs a fraction of gz's CPU (WAL segments padded by archive_timeout still
+           // shrink to a few KiB), and two processes copy and compress files side by side.
+           "start-fast=y\narchive-timeout=60\ncompress-type=lz4\nprocess-max=2\n";
   };
   TANDEM_RETURN_IF_ERROR(makeDirs(share, 0755));
   TANDEM_RETURN_IF_ERROR(makeDirs(storeDir() + "/pgbackrest/lock", 0755));
@@ -341,13 +370,29 @@ Result<nlohmann::json> Agent::configureLogShipping(const std::string& from) {
     return fail(failedPrecondition("store `" + self_.name + "` is a writable " + p.role + "; stop it (or fail back) before reseeding it as a backup store"));
   }
   SQLAGENT_TRY(writePgbackrestConfs(shareDir(from)));
-  // A fresh full backup of the primary: an older one may predate a failback restore, whose new
-  // timeline branches from WAL that only the backup store's own stanza holds.
-  auto opts = rpc::clientOptionsFromStateDir(o_.state_dir);
-  if (!opts) return fail(opts.error());
-  opts->timeout = std::chrono::minutes(10);
-  auto b = rpc::AdminClient(src->address, 8443, *opts).post("/backup/full", nlohmann::json::object());
-  if (!b) return fail(b.error().withContext("cannot take a fresh full backup of `" + from + "` to reseed `" + self_.name + "`"));
+  // The reseed needs a full backup on the primary's current timeline: an older one may predate
+  // a failback restore, whose new timeline branches from WAL that only the backup store's own
+  // stanza holds. Reuse the newest one when it is on that timeline (the failback runbook has just
+  // taken it); otherwise ask the primary for a fresh one.
+  std::string seed;
+  if (auto c = pg_->connectTo(src->address)) {
+    auto tl = (*c)->exec("SELECT CASE WHEN pg_is_in_recovery() THEN 0 ELSE"
+                         " ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END,"
+                         " extract(epoch FROM pg_postmaster_start_time())::bigint");
+    auto info = pgbackrest(pgbackrestConf(), from, {"--output=json", "info"}, std::chrono::seconds(60));
+    if (tl && !tl->rows.empty() && info) {
+      seed = reusableFullBackup(from, std::atoi(tl->rows[0][0].c_str()),
+                                std::atoll(tl->rows[0][1].c_str()), *info);
+    }
+  }
+  if (seed.empty()) {
+    auto opts = rpc::clientOptionsFromStateDir(o_.state_dir);
+    if (!opts) return fail(opts.error());
+    opts->timeout = std::chrono::minutes(10);
+    auto b = rpc::AdminClient(src->address, 8443, *opts).post("/backup/full", nlohmann::json::object());
+    if (!b) return fail(b.error().withContext("cannot take a fresh full backup of `" + from + "` to reseed `" + self_.name + "`"));
+    seed = "fresh full backup " + b->value("label", std::string()) + " of `" + from + "`";
+  }
   std::error_code ec;
   fs::remove_all(copyFolder() + "/archive", ec);
   p.role = kBackupRestoring;
@@ -358,7 +403,7 @@ Result<nlohmann::json> Agent::configureLogShipping(const std::string& from) {
   SQLAGENT_TRY(seedBackupStore(from, nullptr));
   SQLAGENT_TRY(pg_->writeConfig(roleConfig(p)));
   SQLAGENT_TRY(pg_->start());
-  return nlohmann::json{{"ok", true}, {"outcome", "reseeded backup store `" + self_.name + "` from the latest full backup of `" + from + "`; it restores from the share"}};
+  return nlohmann::json{{"ok", true}, {"outcome", "reseeded backup store `" + self_.name + "` from the " + seed + "; it restores from the share"}};
 }
 
 Result<nlohmann::json> Agent::recover() {
