@@ -78,6 +78,17 @@ Status runComplianceAdapter(const ComplianceAdapterOptions& options, cms::Replic
       continue;
     }
     if (out->messages > 0) spdlog::info("compliance: exported {} message(s) to {}", out->messages, out->path);
+    // Heartbeat for `tandemctl chat compliance status` (the adapter has no admin endpoint).
+    std::string outcome = out->messages > 0 ? "exported " + std::to_string(out->messages) +
+                                                  " message(s) to " + out->path
+                                            : "queue empty";
+    auto hb = conn->exec(
+        "INSERT INTO adapter(server, last_run_at, interval_ms, last_outcome) "
+        "VALUES ($1, now(), $2::integer, $3) ON CONFLICT (server) DO UPDATE SET "
+        "last_run_at = now(), interval_ms = EXCLUDED.interval_ms, "
+        "last_outcome = EXCLUDED.last_outcome",
+        {options.server, std::to_string(options.interval.count()), outcome});
+    if (!hb) spdlog::warn("compliance: recording the heartbeat failed: {}", hb.error().message());
   }
   return Status::ok();
 }

@@ -169,7 +169,9 @@ xml::Element MucService::configForm(const Room& room) const {
                    std::to_string(c.max_users)));
   x.addChild(field("muc#roomconfig_whois", "list-single", "Real JIDs visible to", "anyone"));
   x.addChild(boolField("muc#roomconfig_enablelogging", "History is archived", true));
-  x.addChild(field("tandem#category", "fixed", "Category", room.rec.category));
+  // The category (docs/persistent-chat.md "Categories"): an existing category that lets the
+  // submitter create rooms in it; a room created over XMPP starts in `general`.
+  x.addChild(field("tandem#category", "text-single", "Category", room.rec.category));
   return x;
 }
 
@@ -215,6 +217,55 @@ void MucService::onOwnerIq(Room& room, const xml::Element& iq, const xml::Elemen
     if (room.locked) destroyRoom(room, "", "");  // §10.1.3: cancelling creation destroys it
     return;
   }
+  std::string wanted;
+  if (x) {
+    for (const auto* f : x->childrenNamed("field")) {
+      if (f->attr("var") == "tandem#category") wanted = f->childText("value");
+    }
+  }
+  if (x && !wanted.empty() && wanted != room.rec.category) {
+    // Another category: it must exist and let the submitter create rooms in it. Looked up on
+    // the write strand (it sees every earlier category change), applied back home.
+    auto alive = alive_;
+    std::string name = room.rec.name;
+    xml::Element form = *x;
+    db_.write([this, alive, name, iq, form, wanted](Result<store::Connection*> c)
+                  -> std::function<void()> {
+      Result<std::optional<Category>> cat = c ? findCategory(**c, wanted)
+                                              : Result<std::optional<Category>>(fail(c.error()));
+      return [this, alive, name, iq, form, wanted, cat]() {
+        if (!*alive) return;
+        auto it = rooms_.find(name);
+        if (it == rooms_.end() || !it->second->exists) {
+          sendError(iq, "cancel", "item-not-found", "No such room.");
+          return;
+        }
+        if (!cat) {
+          sendError(iq, "wait", "internal-server-error", "The chat store is unavailable.");
+          return;
+        }
+        if (!cat->has_value()) {
+          sendError(iq, "modify", "not-acceptable",
+                    "There is no room category named " + wanted + ".");
+          return;
+        }
+        if (!principalMatches((*cat)->creators, bareOf(iq.attr("from")))) {
+          sendError(iq, "auth", "forbidden",
+                    "Category " + wanted + " does not let you create rooms in it.");
+          return;
+        }
+        Room& r = *it->second;
+        r.rec.category = wanted;
+        r.category = **cat;
+        finishConfig(r, iq, &form);
+      };
+    });
+    return;
+  }
+  finishConfig(room, iq, x);
+}
+
+void MucService::finishConfig(Room& room, const xml::Element& iq, const xml::Element* x) {
   if (x) applyConfigForm(room, *x);
   room.locked = false;
   persistRoom(room);

@@ -233,7 +233,7 @@ void MucService::onPresence(Room& room, const xml::Element& p, const std::string
   }
   if (current != room.nick_of.end()) {
     if (current->second != nick) {
-      sendError(p, "cancel", "not-acceptable", "Changing nickname is not supported; rejoin.");
+      changeNick(room, p, current->second, nick);
       return;
     }
     Occupant& o = room.occupants[nick];  // presence update (show/status)
@@ -245,6 +245,73 @@ void MucService::onPresence(Room& room, const xml::Element& p, const std::string
     return;
   }
   join(room, p, nick);
+}
+
+// XEP-0045 §7.6: the occupant (all its sessions) takes a new nickname. Everyone sees an
+// unavailable presence from the old nickname with status 303 and the new nickname in <item/>,
+// then an available presence from the new one; the occupant's own copies carry 110.
+void MucService::changeNick(Room& room, const xml::Element& p, const std::string& old_nick,
+                            const std::string& new_nick) {
+  if (!validNick(new_nick, options_.limits.max_nick_bytes)) {
+    sendError(p, "modify", "jid-malformed", "That nickname is not allowed.");
+    return;
+  }
+  if (room.occupants.count(new_nick)) {
+    sendError(p, "cancel", "conflict", "That nickname is in use.");
+    return;
+  }
+  auto it = room.occupants.find(old_nick);
+  if (it == room.occupants.end()) return;
+  // A nickname change costs a presence to every occupant: bounded per occupant.
+  auto now = std::chrono::steady_clock::now();
+  auto& changes = it->second.nick_changes;
+  while (!changes.empty() && now - changes.front() > std::chrono::seconds(10)) changes.pop_front();
+  if (changes.size() >= options_.limits.max_nick_changes_per_10s) {
+    sendError(p, "wait", "resource-constraint",
+              "Too many nickname changes; wait a few seconds and try again.");
+    return;
+  }
+  changes.push_back(now);
+  Occupant moved = std::move(it->second);
+  room.occupants.erase(it);
+  // 1. Unavailable from the old nickname, status 303, item nick = the new nickname.
+  for (const auto& [nick, other] : room.occupants) {
+    for (const auto& s : other.sessions) sendNickChange(room, moved, old_nick, new_nick, s, false);
+  }
+  for (const auto& s : moved.sessions) sendNickChange(room, moved, old_nick, new_nick, s, true);
+  // 2. Available from the new nickname (the status of this presence, if any, replaces the old).
+  moved.nick = new_nick;
+  bool has_status = false;
+  for (const auto& ch : p.children()) {
+    if (ch.name() == "show" || ch.name() == "status") has_status = true;
+  }
+  if (has_status) {
+    moved.status.clear();
+    for (const auto& ch : p.children()) {
+      if (ch.name() == "show" || ch.name() == "status") moved.status.push_back(ch);
+    }
+  }
+  for (const auto& s : moved.sessions) room.nick_of[s] = new_nick;
+  Occupant& o = room.occupants[new_nick];
+  o = std::move(moved);
+  broadcastPresence(room, o, {}, false);
+}
+
+void MucService::sendNickChange(const Room& room, const Occupant& who, const std::string& old_nick,
+                                const std::string& new_nick, const std::string& to, bool self) {
+  xml::Element p("presence");
+  p.setAttr("from", roomJid(room) + "/" + old_nick);
+  p.setAttr("to", to);
+  p.setAttr("type", "unavailable");
+  auto& x = p.addChild(xml::Element("x", kNsMucUser));
+  auto& item = x.addChild(xml::Element("item"));
+  item.setAttr("affiliation", affiliationOf(room, who.bare));
+  item.setAttr("role", who.role);
+  item.setAttr("nick", new_nick);
+  if (!who.sessions.empty()) item.setAttr("jid", *who.sessions.begin());
+  x.addChild(xml::Element("status")).setAttr("code", "303");
+  if (self) x.addChild(xml::Element("status")).setAttr("code", "110");
+  send(p);
 }
 
 void MucService::join(Room& room, const xml::Element& p, const std::string& nick) {
@@ -346,17 +413,20 @@ void MucService::join(Room& room, const xml::Element& p, const std::string& nick
   sendHistoryAndSubject(room, nick, from, created ? 0 : max_stanzas, since);
 }
 
-void MucService::sendHistoryAndSubject(Room& room, const std::string& nick,
+void MucService::sendHistoryAndSubject(Room& room, const std::string& /*nick*/,
                                        const std::string& full, size_t max_stanzas,
                                        std::optional<int64_t> since_us) {
   auto alive = alive_;
   std::string name = room.rec.name;
-  auto finish = [this, alive, name, nick, full](std::vector<StoredMessage> history) {
+  auto finish = [this, alive, name, full](std::vector<StoredMessage> history) {
     if (!*alive) return;
     auto it = rooms_.find(name);
     if (it == rooms_.end()) return;
     Room& r = *it->second;
-    auto o = r.occupants.find(nick);
+    // By session, not by the nickname at join: the occupant may have changed it meanwhile.
+    auto n = r.nick_of.find(full);
+    if (n == r.nick_of.end()) return;
+    auto o = r.occupants.find(n->second);
     if (o == r.occupants.end() || !o->second.sessions.count(full)) return;
     for (const auto& m : history) {
       // The stored stanza plus <delay/> (XEP-0203), addressed to the joiner.

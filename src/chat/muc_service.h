@@ -17,7 +17,9 @@
 // Thread rule: every method runs on the home executor given at construction.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -41,6 +43,7 @@ struct MucLimits {
   size_t max_history_stanzas = 50;        // history on join, upper bound (default 20)
   size_t max_mam_page = 250;              // MAM page size cap
   size_t max_rooms_loading = 1000;        // rooms loading at once; beyond: wait/resource-constraint
+  size_t max_nick_changes_per_10s = 5;    // per occupant; beyond: wait/resource-constraint
 };
 
 struct MucStats {
@@ -86,6 +89,7 @@ class MucService {
     std::vector<xml::Element> status; // <show/>, <status/> of the last presence
     bool history_pending = false;     // history still loading: live messages buffered
     std::vector<std::string> buffered;
+    std::deque<std::chrono::steady_clock::time_point> nick_changes;  // in the last 10 s
   };
   struct Room {
     RoomRecord rec;
@@ -101,6 +105,10 @@ class MucService {
   void loadRoom(const std::string& name);
   void onPresence(Room& room, const xml::Element& p, const std::string& nick);
   void join(Room& room, const xml::Element& p, const std::string& nick);
+  void changeNick(Room& room, const xml::Element& p, const std::string& old_nick,
+                  const std::string& new_nick);
+  void sendNickChange(const Room& room, const Occupant& who, const std::string& old_nick,
+                      const std::string& new_nick, const std::string& to, bool self);
   void leave(Room& room, const std::string& full_jid, const std::string& status_text,
              const std::vector<int>& codes, const std::string& actor_reason = "");
   void sendRoomPresence(const Room& room, const Occupant& who, const std::string& to,
@@ -133,6 +141,9 @@ class MucService {
   xml::Element roomDiscoInfo(const Room& room) const;
   xml::Element configForm(const Room& room) const;
   void applyConfigForm(Room& room, const xml::Element& x);
+  // Applies a submitted configuration (x may be null: an empty instant-room form), unlocks the
+  // room, saves it, answers `iq`, and adjusts occupants to the new membership/moderation.
+  void finishConfig(Room& room, const xml::Element& iq, const xml::Element* x);
 
   void sendError(const xml::Element& stanza, const std::string& type, const std::string& cond,
                  const std::string& text = "");

@@ -70,6 +70,17 @@ CREATE TABLE exports (
   written_at timestamptz NOT NULL DEFAULT now());
 CREATE SEQUENCE export_ids;
 )sql"},
+      {2, "compliance adapter heartbeat",
+       R"sql(
+-- One row per compliance adapter (the chat server it runs beside): when it last ran an export
+-- pass, at which interval, and what that pass did. `tandemctl chat compliance status` reads it
+-- to say whether an adapter is draining the queue at all.
+CREATE TABLE adapter (
+  server       text PRIMARY KEY,
+  last_run_at  timestamptz NOT NULL,
+  interval_ms  integer NOT NULL,
+  last_outcome text NOT NULL DEFAULT '');
+)sql"},
   };
   return kList;
 }

@@ -409,16 +409,53 @@ void runComplianceStatus(Context& ctx, const ChatArgs& a) {
       "|| ')' FROM exports ORDER BY id DESC LIMIT 1), '')");
   if (!q) return (void)done(ctx, q.error());
   const auto& row = q->rows[0];
+  // Whether an adapter drains the queue at all: the adapter has no admin endpoint, so it records
+  // a heartbeat per export pass in mgccomp.adapter (migration 2, applied by the chat servers and
+  // the adapter). Stale for more than 3 intervals + 5 s = not running.
+  nlohmann::json adapters = nlohmann::json::array();
+  std::string adapter_line = "none has run against this store";
+  auto has = (*c)->exec("SELECT to_regclass('adapter') IS NOT NULL");
+  if (!has) return (void)done(ctx, has.error());
+  if (has->rows[0][0] == "t") {
+    auto a = (*c)->exec(
+        "SELECT server, to_char(last_run_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+        "floor(extract(epoch FROM now() - last_run_at))::bigint, interval_ms, last_outcome "
+        "FROM adapter ORDER BY last_run_at DESC");
+    if (!a) return (void)done(ctx, a.error());
+    std::vector<std::string> parts;
+    for (const auto& r : a->rows) {
+      int64_t age = std::stoll(r[2]);
+      int64_t interval_ms = std::stoll(r[3]);
+      bool running = age * 1000 <= 3 * interval_ms + 5000;
+      adapters.push_back({{"server", r[0]}, {"last_run_at", r[1]}, {"seconds_ago", age},
+                          {"interval_ms", interval_ms}, {"running", running},
+                          {"last_outcome", r[4]}});
+      parts.push_back(r[0] + (running ? " running" : " NOT RUNNING") + " (last pass " +
+                      std::to_string(age) + " s ago: " + r[4] + ")");
+    }
+    if (!parts.empty()) {
+      adapter_line.clear();
+      for (size_t i = 0; i < parts.size(); ++i) adapter_line += (i ? "; " : "") + parts[i];
+    }
+  }
+  bool any_running = false;
+  for (const auto& a : adapters) any_running = any_running || a["running"].get<bool>();
   if (ctx.json) {
     printJson({{"pool", (*pool)->fqdn}, {"queue_depth", std::stoll(row[0])},
                {"oldest_queued_at", row[1]}, {"exports_total", std::stoll(row[2])},
                {"messages_exported_total", std::stoll(row[3])}, {"last_export", row[4]},
+               {"adapters", adapters}, {"adapter_running", any_running},
                {"export_dir", ctx.state_dir + "/compliance/" + (*pool)->fqdn}});
   } else {
     Table tab({"POOL", "QUEUE DEPTH", "OLDEST QUEUED", "EXPORTS", "EXPORTED", "LAST EXPORT"});
     tab.addRow({(*pool)->fqdn, row[0], row[1].empty() ? "-" : row[1], row[2], row[3],
                 row[4].empty() ? "-" : row[4]});
-    std::printf("%s", tab.render().c_str());
+    std::printf("%sadapter: %s\n", tab.render().c_str(), adapter_line.c_str());
+    if (!any_running && std::stoll(row[0]) > 0) {
+      std::printf("warning: %s messages are queued and no compliance adapter is exporting them; "
+                  "check `tandemd --role compliance` beside the pool's first active chat server\n",
+                  row[0].c_str());
+    }
   }
   ctx.exit_code = kExitOk;
 }

@@ -93,3 +93,43 @@ def test_categories_gate_room_creation_and_rooms_are_admin_managed(quick):
     quick.ctl("chat", "category", "remove", "--name", "eng")
     names = [r["name"] for r in quick.ctl("chat", "room", "list", json=True)["rooms"]]
     assert "standup" not in names and "ops" in names
+
+
+def test_creator_chooses_the_category_in_the_configuration_form(quick):
+    """Rooms created over XMPP start in `general`; the owner picks another category with the
+    form field tandem#category, which must exist and let the owner create rooms in it."""
+    from test_chat_muc import NS_OWNER
+    quick.ctl("chat", "category", "add", "--name", "design", "--creators", "alice@example.test",
+              "--members", "*")
+
+    def form(category):
+        return (f"<query xmlns='{NS_OWNER}'><x xmlns='jabber:x:data' type='submit'>"
+                f"<field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig</value>"
+                f"</field><field var='tandem#category'><value>{category}</value></field></x></query>")
+
+    async def scenario():
+        alice, bob = await sign_in(quick, "alice"), await sign_in(quick, "bob")
+        try:
+            # The form offers the field, with the room's current category.
+            await alice.join("sketches", "alice")
+            got = await alice.iq(f"sketches@{SERVICE}", "get", f"<query xmlns='{NS_OWNER}'/>")
+            fields = {f.get("var"): f for f in got.iter("{jabber:x:data}field")}
+            assert fields["tandem#category"].get("type") == "text-single"
+            assert fields["tandem#category"].findtext("{jabber:x:data}value") == "general"
+            # Unknown category: not-acceptable, the room stays locked (Bob cannot join yet).
+            await alice.iq(f"sketches@{SERVICE}", "set", form("nope"), expect_error="not-acceptable")
+            await bob.join("sketches", "bob", expect_error="item-not-found")
+            await alice.iq(f"sketches@{SERVICE}", "set", form("design"))
+            await bob.join("sketches", "bob")
+            # Bob may not move his own room into `design` (he is not one of its creators).
+            await bob.join("bobs", "bob")
+            await bob.iq(f"bobs@{SERVICE}", "set", form("design"), expect_error="forbidden")
+            await bob.iq(f"bobs@{SERVICE}", "set", form("general"))
+        finally:
+            await alice.c.close()
+            await bob.c.close()
+    asyncio.run(scenario())
+    assert quick.ctl("chat", "room", "show", "--name", "sketches", json=True)["category"] == "design"
+    assert quick.ctl("chat", "room", "show", "--name", "bobs", json=True)["category"] == "general"
+    quick.ctl("chat", "room", "remove", "--name", "sketches", "--yes")
+    quick.ctl("chat", "category", "remove", "--name", "design")

@@ -145,3 +145,39 @@ def test_compliance_files_hold_exactly_the_stored_messages(quick):
     assert set(lines) - set(stored) == set()  # nothing exported that mgc does not hold
     status = quick.ctl("chat", "compliance", "status", json=True)
     assert status["queue_depth"] == 0 or status["messages_exported_total"] >= len(stored)
+
+
+def test_compliance_status_says_whether_an_adapter_drains_the_queue(quick):
+    """The adapter has no admin endpoint: its heartbeat in mgccomp.adapter is what `compliance
+    status` reports. Killed, the status says NOT RUNNING while messages queue up; restarted, the
+    queue drains and it says running again."""
+    def status():
+        return quick.ctl("chat", "compliance", "status", json=True)
+    st = quick.wait_until(lambda: (s := status())["adapter_running"] and s,
+                          timeout=30, what="a running compliance adapter in compliance status")
+    assert [a["server"] for a in st["adapters"]] == [CHAT], st
+    rec = next(r for r in quick.run_records()
+               if r.get("role") == "compliance" or "compliance" in r.get("argv", []))
+    interval_s = st["adapters"][0]["interval_ms"] / 1000
+    os.kill(rec["pid"], signal.SIGKILL)
+
+    async def talk(prefix, n):
+        alice = await sign_in(quick, "alice")
+        try:
+            await alice.join("ops", "alice")
+            for i in range(n):
+                alice.say("ops", f"{prefix}-{i}")
+            await alice.reflection("ops", f"{prefix}-{n - 1}", timeout=15)
+        finally:
+            await alice.c.close()
+    asyncio.run(talk("q", 5))
+    st = quick.wait_until(lambda: (s := status())["queue_depth"] >= 5 and not s["adapter_running"]
+                          and s, timeout=3 * interval_s + 20,
+                          what="compliance status: queue growing, adapter NOT RUNNING")
+    text = quick.ctl("chat", "compliance", "status").stdout
+    assert "NOT RUNNING" in text and "no compliance adapter is exporting them" in text, text
+    with open(rec["log"], "ab") as log:
+        subprocess.Popen(rec["argv"], stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                         start_new_session=True)
+    quick.wait_until(lambda: (s := status())["adapter_running"] and s["queue_depth"] == 0,
+                     timeout=3 * interval_s + 20, what="restarted adapter drains the queue")

@@ -299,11 +299,89 @@ def test_hostile_input_gets_errors_and_costs_others_nothing(quick):
             r = await bob.reflection("ops", "hi")
             ids = [s.get("id") for s in r.findall(f"{{{NS_SID}}}stanza-id")]
             assert len(ids) == 1 and ids[0] != "forged"
-            # Join flood: many nicknames from one account, the room keeps working.
+            # Invalid nickname: whitespace only (too long: above).
+            carol = await sign_in(quick, "alice")  # a second session of Alice's account
+            try:
+                await carol.join("ops", "   ", expect_error="jid-malformed")
+            finally:
+                await carol.c.close()
+            # Huge subject and huge private message: refused, not relayed.
+            await alice.join("hostile", "alice")
+            await alice.configure("hostile", changesubject=1)
+            alice.send(f"<message to='hostile@{SERVICE}' type='groupchat' id='bigsub'>"
+                       f"<subject>{'S' * 70000}</subject></message>")
+            err = await alice.message(lambda m: m.get("type") == "error", what="subject error")
+            assert err.find(".//{urn:ietf:params:xml:ns:xmpp-stanzas}not-acceptable") is not None
+            alice.send(f"<message to='ops@{SERVICE}/bob' type='chat' id='bigpm'><body>{'P' * 70000}</body></message>")
+            err = await alice.message(lambda m: m.get("type") == "error", what="PM error")
+            assert err.find(".//{urn:ietf:params:xml:ns:xmpp-stanzas}not-acceptable") is not None
+            # Join flood: many nicknames from one session (nickname changes, capped per occupant
+            # at 5 in 10 s: the rest get resource-constraint); the room keeps working.
             for i in range(50):
                 bob.send(f"<presence to='ops@{SERVICE}/flood{i}'><x xmlns='{NS_MUC}'/></presence>")
-            alice.say("ops", "still here")
-            await bob.reflection("ops", "still here", timeout=15)
+            refused = await bob.stanza(
+                bob.pres, lambda p: p.get("type") == "error" and p.find(
+                    ".//{urn:ietf:params:xml:ns:xmpp-stanzas}resource-constraint") is not None,
+                what="nickname change flood refused")
+            assert refused is not None
+            # Join flood from many sessions: 20 more sessions join, the room keeps working.
+            crowd = [await sign_in(quick, "bob") for _ in range(20)]
+            try:
+                for i, c in enumerate(crowd):
+                    c.send(f"<presence to='ops@{SERVICE}/crowd{i}'><x xmlns='{NS_MUC}'/></presence>")
+                alice.say("ops", "still here")
+                await bob.reflection("ops", "still here", timeout=15)
+                await crowd[-1].reflection("ops", "still here", timeout=15)
+            finally:
+                for c in crowd:
+                    await c.c.close()
+        finally:
+            await alice.c.close()
+            await bob.c.close()
+    asyncio.run(scenario())
+
+
+def test_nickname_change(quick):
+    """XEP-0045 §7.6: 303 unavailable from the old nickname (item nick = new), then available
+    from the new one; conflicts and invalid nicknames are refused; messages carry the new nick."""
+    def codes(p):
+        return {st.get("code") for st in p.iter(f"{{{NS_USER}}}status")}
+
+    async def scenario():
+        alice, bob = await sign_in(quick, "alice"), await sign_in(quick, "bob")
+        try:
+            await alice.join("nicks", "alice")
+            await alice.configure("nicks", roomname="Nicks")
+            await bob.join("nicks", "bob")
+            await alice.stanza(alice.pres, lambda p: p.get("from") == f"nicks@{SERVICE}/bob",
+                               what="bob's join seen by alice")
+            for c in (alice, bob):
+                while not c.pres.empty():
+                    c.pres.get_nowait()
+            bob.send(f"<presence to='nicks@{SERVICE}/robert'/>")
+            for who, self_ in ((alice, False), (bob, True)):
+                gone = await who.stanza(who.pres, lambda p: p.get("from") == f"nicks@{SERVICE}/bob"
+                                        and p.get("type") == "unavailable", what="303 presence")
+                assert "303" in codes(gone) and ("110" in codes(gone)) == self_, codes(gone)
+                item = gone.find(f"{{{NS_USER}}}x/{{{NS_USER}}}item")
+                assert item.get("nick") == "robert"
+                new = await who.stanza(who.pres, lambda p: p.get("from") == f"nicks@{SERVICE}/robert",
+                                       what="presence from the new nickname")
+                assert new.get("type") is None and ("110" in codes(new)) == self_
+            bob.say("nicks", "renamed")
+            m = await alice.reflection("nicks", "renamed")
+            assert m.get("from") == f"nicks@{SERVICE}/robert"
+            # The old nickname is free again; the new one is taken.
+            alice.send(f"<presence to='nicks@{SERVICE}/robert'/>")
+            err = await alice.stanza(alice.pres, lambda p: p.get("type") == "error", what="conflict")
+            assert err.find(".//{urn:ietf:params:xml:ns:xmpp-stanzas}conflict") is not None
+            alice.send(f"<presence to='nicks@{SERVICE}/{'n' * 100}'/>")
+            err = await alice.stanza(alice.pres, lambda p: p.get("type") == "error", what="too long")
+            assert err.find(".//{urn:ietf:params:xml:ns:xmpp-stanzas}jid-malformed") is not None
+            alice.send(f"<presence to='nicks@{SERVICE}/bob'/>")
+            mine = await alice.stanza(alice.pres, lambda p: p.get("from") == f"nicks@{SERVICE}/bob"
+                                      and p.get("type") is None, what="alice takes the old nick")
+            assert "110" in codes(mine)
         finally:
             await alice.c.close()
             await bob.c.close()
