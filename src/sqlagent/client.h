@@ -7,7 +7,8 @@
 //   GET  /status                 AgentStatus below (also the raw document)
 //   GET  /metrics                Prometheus text: tandem_store_up, tandem_store_role{role},
 //                                tandem_store_replication_lag_bytes, …_lag_seconds,
-//                                tandem_store_connections, tandem_store_synchronized
+//                                tandem_store_connections, tandem_store_synchronized,
+//                                tandem_store_exposed (principal commits without its mirror)
 //   POST /promote                mirror or restoring store → writable principal (idempotent)
 //   POST /fence                  stop PostgreSQL and stay Fenced (no client can connect)
 //   POST /rejoin {"principal"}   become the mirror of that store (CHECKPOINT there, pg_rewind,
@@ -19,7 +20,12 @@
 //   GET  /connections            {"connections": [ConnectionInfo…]}
 //   POST /connections/end {"all": true} | {"pid": N}   → {"ended": n}
 //   POST /stop, POST /start      stop / start PostgreSQL (the role is kept)
-//   GET  /witness/status?store=S (witness agents) what this agent sees of S and its partner
+//   GET  /witness/status?store=S (witness agents) what this agent sees of S and its partner,
+//                                and its records: "exposed", "exposed_since", "voted_for"
+//   POST /witness/exposed {"store", "partner", "exposed": bool}  a principal asks to commit
+//                                without its mirror (or clears that) → {"granted", "reason"}
+//   POST /witness/vote {"store", "candidate", "lost_for_s"}  a mirror asks to be promoted
+//                                → {"granted", "reason"} (witness.h has the rules)
 //   GET  /log-shipping/status    LogShippingStatus below
 //   POST /log-shipping/copy-now  copy every log backup on the share not yet copied
 //   POST /log-shipping/apply-all apply every copied log and wait until replayed
