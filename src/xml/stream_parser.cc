@@ -154,6 +154,14 @@ void StreamParser::recreate() {
   XML_SetProcessingInstructionHandler(p, &Impl::onPi);
   XML_SetXmlDeclHandler(p, &Impl::onXmlDecl);
   XML_SetParamEntityParsing(p, XML_PARAM_ENTITY_PARSING_NEVER);
+#ifdef TANDEM_HAVE_XML_REPARSE_DEFERRAL
+  // With reparse deferral (expat >= 2.6.0, and Debian 12's patched 2.5.0), expat may hold back
+  // a complete element that arrived in small pieces until more bytes come. A client that sends
+  // `<r/>` (or a ping) and waits for the answer would then wait forever. Expat's own advice for
+  // streaming protocols is to turn it off; the quadratic reparse it guards against is bounded
+  // here by the stanza size limit (max_stanza_bytes) and the per-connection rate limit.
+  XML_SetReparseDeferralEnabled(p, XML_FALSE);
+#endif
   condition_.clear();
   message_.clear();
 }
