@@ -11,6 +11,7 @@ using topology::Topology;
 
 constexpr const char* kChatPrefix = "chat.";
 constexpr const char* kUsersPrefix = "users.";
+constexpr const char* kFrontendPrefix = "frontend.";
 
 bool startsWith(const std::string& s, const std::string& p) { return s.rfind(p, 0) == 0; }
 
@@ -103,6 +104,25 @@ Status validateUser(const Topology& t, const std::string& key, const nlohmann::j
   return Status::ok();
 }
 
+Status validateFrontend(const Topology& t, const std::string& key, const nlohmann::json& value) {
+  // frontend.<pool fqdn>.<field>: the pool is an FQDN with dots.
+  size_t dot = key.rfind('.');
+  std::string pool = key.substr(9, dot > 9 ? dot - 9 : 0);
+  std::string field = key.substr(dot + 1);
+  const topology::Pool* p = pool.empty() ? nullptr : t.findPool(pool);
+  if (!p || p->role != PoolRole::kFrontend)
+    return invalidArgument("setting `" + key + "`: `" + pool +
+                           "` is not a front-end pool of the published topology (" +
+                           frontendPools(t) + ")");
+  if (field != "redirect")
+    return invalidArgument("unknown setting `" + key + "`: a front-end pool has redirect");
+  if (value.is_null()) return Status::ok();  // back to the default, auto
+  if (!value.is_string() || (value != "redirect" && value != "proxy" && value != "auto"))
+    return invalidArgument("setting `" + key + "` must be \"redirect\", \"proxy\" or \"auto\", not " +
+                           value.dump());
+  return Status::ok();
+}
+
 }  // namespace
 
 Status validateSetting(const Topology& t, const std::string& key, const nlohmann::json& value) {
@@ -113,8 +133,10 @@ Status validateSetting(const Topology& t, const std::string& key, const nlohmann
     return validateChat(t, key, pool, field, value);
   }
   if (startsWith(key, kUsersPrefix) && key.size() > 6) return validateUser(t, key, value);
+  if (startsWith(key, kFrontendPrefix) && key.size() > 9) return validateFrontend(t, key, value);
   return invalidArgument("unknown setting `" + key + "`; known keys: chat.<pool>.state, "
-                         "chat.<pool>.active_servers, chat.<pool>.frontend_pool, users.<name>");
+                         "chat.<pool>.active_servers, chat.<pool>.frontend_pool, users.<name>, "
+                         "frontend.<pool>.redirect");
 }
 
 nlohmann::json defaultSettings(const Topology& t) {
@@ -156,7 +178,7 @@ std::vector<std::string> diffSettings(const nlohmann::json& before, const nlohma
 
 std::vector<std::string> settingKeyPatterns() {
   return {"chat.<pool>.state", "chat.<pool>.active_servers", "chat.<pool>.frontend_pool",
-          "users.<name>"};
+          "users.<name>", "frontend.<pool>.redirect"};
 }
 
 }  // namespace tandem::cms

@@ -6,6 +6,10 @@
 //   chat.<chat pool>.active_servers  ["chat1a.example.test", ...]  (servers of that pool; may be [])
 //   chat.<chat pool>.frontend_pool   "pool1.example.test"           (a front-end pool)
 //   users.<name>                     {"pool": "<front-end pool>", ...other string fields kept}
+//   frontend.<front-end pool>.redirect  "redirect" | "proxy" | "auto": what a server does with a
+//                                    client of a user served by another server (see-other-host,
+//                                    relay to the owner, or redirect then relay a client that
+//                                    comes back). Unset means "auto".
 // Any other key is refused. Every published version carries the complete settings: defaults
 // derived from the topology (state Normal, the file's active_servers and frontend_pool, its
 // users) are filled in for keys the operator has not set. Pure functions; thread-safe.
@@ -22,7 +26,8 @@
 namespace tandem::cms {
 
 // OK when `key` is a known key for this topology and `value` has the right type and refers to
-// things the topology has. A null `value` means "remove" and is accepted only for users.<name>.
+// things the topology has. A null `value` means "remove" and is accepted only for users.<name>
+// and frontend.<pool>.redirect.
 // Errors: InvalidArgument naming the key and saying what is expected.
 Status validateSetting(const topology::Topology& topology, const std::string& key,
                        const nlohmann::json& value);

@@ -46,9 +46,8 @@ struct FrontendConfig {
   int c2s_port = 5222, c2s_tls_port = 5223, link_port = 5270, component_port = 5347,
       admin_port = 8443;
 
-  // true: a client of a user owned elsewhere gets <see-other-host/>. (Proxying the session to
-  // the owner for clients that cannot follow redirects is not implemented yet.)
-  bool redirect = true;
+  // A client of a user owned by another server is redirected (see-other-host) or proxied to
+  // the owner as the CMS setting frontend.<pool>.redirect says (internal/proxy.h; default auto).
   // Largest stanza accepted from a client, bytes (hostile-input bound; RFC 6120 §13.12).
   size_t max_stanza_bytes = 256 * 1024;
   // Per-connection token bucket: sustained bytes per second and burst, bytes. Exceeding it ends
@@ -57,6 +56,11 @@ struct FrontendConfig {
   double rate_burst_bytes = 1024 * 1024;
   // How long a stream-management session waits for resumption after its connection is lost.
   std::chrono::seconds sm_resume_timeout{60};
+  // Failed sign-ins from one client address within auth_failure_window before that address
+  // is refused outright (policy-violation) until the window passes. Per address, not per
+  // user, so a guesser cannot lock the real user out; a large NAT shares the budget.
+  int max_auth_failures_per_address = 30;
+  std::chrono::seconds auth_failure_window{60};
   // How long a client has to authenticate and bind before we close the connection.
   std::chrono::seconds auth_timeout{30};
   // Worker threads for PostgreSQL calls.

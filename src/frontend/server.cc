@@ -12,6 +12,7 @@
 #include "frontend/internal/components.h"
 #include "frontend/internal/core.h"
 #include "frontend/internal/links.h"
+#include "frontend/internal/proxy.h"
 #include "rpc/metrics.h"
 #include "rpc/server.h"
 #include "xmpp/jid.h"
@@ -112,9 +113,21 @@ void FrontendServer::Impl::applySnapshot(const cms::Snapshot& snap) {
       users[key.substr(6)] = value["pool"].get<std::string>();
     }
   }
-  asio::post(io, [this, active, users] {
+  // frontend.<our pool>.redirect (cms/settings.h); unset or unknown: auto.
+  RedirectMode mode = RedirectMode::kAuto;
+  const auto& settings = snap.settings();
+  std::string key = "frontend." + config.pool_fqdn + ".redirect";
+  if (settings.is_object() && settings.contains(key) && settings[key].is_string()) {
+    mode = parseRedirectMode(settings[key].get<std::string>()).value_or(RedirectMode::kAuto);
+  }
+  asio::post(io, [this, active, users, mode] {
     for (const auto& [pool, servers] : active) core->components().setActiveServers(pool, servers);
     core->setCmsDirectory(users);
+    if (core->proxy().mode() != mode) {
+      spdlog::info("clients of users served elsewhere: {} (frontend.{}.redirect)",
+                   redirectModeName(mode), config.pool_fqdn);
+    }
+    core->proxy().setMode(mode);
   });
 }
 
@@ -227,11 +240,22 @@ void FrontendServer::Impl::routeAdmin() {
       for (const auto& c : core->components().connections()) {
         comps.push_back({{"chat_pool", c.chat_pool}, {"server", c.server}, {"address", c.remote}});
       }
+      // Client connections held here but relayed to the session's owner (proxy.h).
+      nlohmann::json relays = nlohmann::json::array();
+      for (const auto& [id, w] : core->proxy().relays()) {
+        if (auto s = w.lock()) {
+          relays.push_back({{"jid", s->relayJid()}, {"owner", s->relayOwner()},
+                            {"address", s->remoteAddress()}});
+        }
+      }
       return nlohmann::json{{"name", config.server_fqdn},
                             {"role", "frontend"},
                             {"pool", config.pool_fqdn},
                             {"site", config.site},
+                            {"redirect_mode", redirectModeName(core->proxy().mode())},
                             {"sessions", core->sessionCount()},
+                            {"proxied_sessions", core->proxy().proxiedCount()},
+                            {"proxied_connections", relays},
                             {"detached_sessions", core->detached.size()},
                             {"healthy_servers", core->healthyServers(config.pool_fqdn)},
                             {"links", links},
@@ -247,9 +271,11 @@ void FrontendServer::Impl::routeAdmin() {
       nlohmann::json list = nlohmann::json::array();
       for (const auto& s : core->allSessions()) {
         if (!user.empty() && s->jid().local != user && s->jid().bare() != user) continue;
+        // A proxied session is held here; its client is connected to `proxied_via`.
         list.push_back({{"jid", s->jid().full()},
                         {"server", config.server_fqdn},
                         {"address", s->remoteAddress()},
+                        {"proxied_via", s->viaServer()},
                         {"since", isoTime(s->since())},
                         {"available", s->isAvailable()},
                         {"stream_management", !s->smId().empty()},

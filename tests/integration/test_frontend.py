@@ -288,7 +288,11 @@ def test_hostile_input_gets_stream_errors_and_spares_others(lab):
         "restricted-xml": "<?xml version='1.0'?><!DOCTYPE lolz [<!ENTITY lol 'lol'>"
                           "<!ENTITY lol2 '&lol;&lol;&lol;&lol;&lol;'>]><stream:stream>&lol2;",
         "not-well-formed": header + "<message><body>\xff\xfe</body></message>",
-        "policy-violation": header + "<message><body>" + "a" * (300 * 1024) + "</body></message>",
+        # A DTD without entities is refused too (RFC 6120 §11.1).
+        "restricted-xml ": "<?xml version='1.0'?><!DOCTYPE stream:stream SYSTEM "
+                           "'http://example.test/x.dtd'>" + header[len("<?xml version='1.0'?>"):],
+        # 10 MiB in one stanza: cut off at the stanza limit (256 KiB), long before the end.
+        "policy-violation": header + "<message><body>" + "a" * (10 * 1024 * 1024) + "</body></message>",
     }
 
     async def go():
@@ -306,6 +310,7 @@ def test_hostile_input_gets_stream_errors_and_spares_others(lab):
                 s.close()
                 return out
             out = await loop.run_in_executor(None, attack)
+            cond = cond.strip()
             assert f"<{cond} ".encode() in out or f"<{cond}/>".encode() in out, (cond, out[:300])
         # Unclosed tags then a dropped connection: nothing for anyone else.
         def unclosed():
@@ -461,3 +466,247 @@ def test_tandemctl_manages_users_and_reports_sessions(lab):
         await asyncio.wait_for(dora.ended.wait(), 5)  # the server ends the removed user's session
     run(go())
     assert "dora" not in lab.ctl("user", "list", "--pool", POOL2).stdout
+
+
+# ---------------------------------------------------------------------------------------------
+# Proxy mode (issue 6 §4): clients that cannot follow see-other-host keep their stream at the
+# server they reached, which relays it to the owner over the internal link.
+
+class AioWatch:
+    """An aioxmpp client (lib AioClient) that also records directed presence and each time its
+    stream is (re)established."""
+
+    def __init__(self, user: str, address: str, ca_file: str):
+        from lib.xmpp_clients import AioClient
+        self.c = AioClient(jid(user), PASSWORDS[user], address, ca_file)
+        aioxmpp = self.c.aioxmpp
+        self.presences: asyncio.Queue = asyncio.Queue()
+        self.establishments = 0
+        self.changed = asyncio.Event()
+
+        def established():
+            self.establishments += 1
+            self.changed.set()
+        self.c.client.on_stream_established.connect(established)
+        self.c.client.stream.register_presence_callback(
+            aioxmpp.PresenceType.AVAILABLE, None, lambda p: self.presences.put_nowait(p))
+
+    async def start(self, timeout: float = 20) -> "AioWatch":
+        await self.c.start(timeout)
+        return self
+
+    async def established_again(self, timeout: float) -> None:
+        first = self.establishments
+        deadline = time.monotonic() + timeout
+        while self.establishments == first:
+            left = deadline - time.monotonic()
+            assert left > 0, f"aioxmpp {self.c.jid} did not sign in again within {timeout} s"
+            self.changed.clear()
+            try:
+                await asyncio.wait_for(self.changed.wait(), left)
+            except asyncio.TimeoutError:
+                pass
+
+    async def send_presence_to(self, to: str) -> None:
+        aioxmpp = self.c.aioxmpp
+        await self.c.client.send(aioxmpp.Presence(to=aioxmpp.JID.fromstr(to),
+                                                  type_=aioxmpp.PresenceType.AVAILABLE))
+
+
+def non_owner(lab: FrontendLab, user: str) -> tuple[str, str]:
+    """(owner fqdn, another server of the user's pool): all servers healthy."""
+    pool = next(u["pool"] for u in USERS if u["name"] == user)
+    servers = list(lab.pools[pool]["servers"])
+    owner = owner_of(servers, jid(user))
+    return owner, next(f for f in servers if f != owner)
+
+
+def set_redirect_mode(lab: FrontendLab, pool: str, mode: str) -> None:
+    r = lab.ctl("config", "set", f"frontend.{pool}.redirect", json.dumps(mode), check=False)
+    if r.returncode != 0 and "nothing was published" in r.stderr:
+        lab.ctl("topology", "publish", str(lab.topology))
+        r = lab.ctl("config", "set", f"frontend.{pool}.redirect", json.dumps(mode))
+    assert r.returncode == 0, r.stderr
+    for fqdn in lab.pools[pool]["servers"]:
+        wait_until(lambda f=fqdn: lab.admin(f, "/status")["redirect_mode"] == mode, 20,
+                   f"{fqdn} to use redirect mode {mode}")
+
+
+def test_aioxmpp_at_a_non_owner_server_is_proxied_to_the_owner(lab):
+    owner, via = non_owner(lab, "erin")
+    servers = lab.servers()
+
+    async def go():
+        # aioxmpp 0.13 does not follow see-other-host: it reconnects to the address it has, so
+        # in `auto` the second attempt is proxied.
+        erin = await AioWatch("erin", servers[via], lab.ca_file).start()
+        bob = await slix_connect(jid("bob", "px"), "bob-pw", home(lab, "bob"), lab.ca_file)
+        # The owner holds the session; the client is at `via`.
+        sessions = lab.admin(owner, "/sessions?user=erin")["sessions"]
+        assert len(sessions) == 1 and sessions[0]["proxied_via"] == via, sessions
+        erin_full = sessions[0]["jid"]
+        relays = lab.admin(via, "/status")["proxied_connections"]
+        assert {"jid": erin_full, "owner": owner} in [
+            {"jid": r["jid"], "owner": r["owner"]} for r in relays], relays
+        assert not lab.admin(via, "/sessions?user=erin")["sessions"]
+        listed = json.loads(lab.ctl("user", "sessions", "--user", "erin", "--json").stdout)
+        assert [(s["server"], s["proxied_via"]) for s in listed["sessions"]] == [(owner, via)]
+        # Messages both ways.
+        await erin.c.send_chat(jid("bob", "px"), "from behind the proxy")
+        assert (await bob.next_message(5))["body"] == "from behind the proxy"
+        bob.send_chat(erin_full, "to behind the proxy")
+        assert (await erin.c.next_message(5)).body.any() == "to behind the proxy"
+        # Presence both ways (directed).
+        await erin.send_presence_to(jid("bob", "px"))
+        p = await bob.next_from(bob.presences, 5, "presence from erin",
+                                lambda p: p["from"].bare == jid("erin"))
+        assert str(p["from"]) == erin_full
+        bob.send_presence(pto=erin_full)
+        p = await asyncio.wait_for(erin.presences.get(), 5)
+        while str(p.from_.bare()) == jid("erin"):  # her own presence, reflected first
+            p = await asyncio.wait_for(erin.presences.get(), 5)
+        assert str(p.from_) == jid("bob", "px")
+        await erin.c.close()
+        wait_until(lambda: not lab.admin(owner, "/sessions?user=erin")["sessions"], 5,
+                   "erin's proxied session to end at the owner")
+        wait_until(lambda: not lab.admin(via, "/status")["proxied_connections"], 5,
+                   "the relay to end")
+        # Offline delivery through the proxy.
+        bob.send_chat(jid("erin"), "while you were away")
+        await asyncio.sleep(0.5)
+        erin = await AioWatch("erin", servers[via], lab.ca_file).start()
+        assert (await erin.c.next_message(5)).body.any() == "while you were away"
+        await erin.c.close()
+        await bob.close()
+    run(go(), 90)
+
+
+def test_slixmpp_is_redirected_in_auto_and_proxied_in_proxy_mode(lab):
+    owner, via = non_owner(lab, "alice")
+    servers = lab.servers()
+
+    async def go():
+        c = await slix_connect(jid("alice", "auto"), "alice-pw", servers[via], lab.ca_file)
+        assert c.redirects == [servers[owner]] and c.address[0] == servers[owner]
+        await c.close()
+    run(go())
+    set_redirect_mode(lab, POOL1, "proxy")
+    try:
+        async def proxied():
+            c = await slix_connect(jid("alice", "px"), "alice-pw", servers[via], lab.ca_file)
+            assert c.redirects == [] and c.address[0] == servers[via]
+            sessions = lab.admin(owner, "/sessions?user=alice")["sessions"]
+            assert (jid("alice", "px"), via) in [(s["jid"], s["proxied_via"]) for s in sessions]
+            bob = await slix_connect(jid("bob", "px2"), "bob-pw", home(lab, "bob"), lab.ca_file)
+            bob.send_chat(jid("alice", "px"), "hello proxied slixmpp")
+            assert (await c.next_message(5))["body"] == "hello proxied slixmpp"
+            c.send_chat(jid("bob", "px2"), "hello back")
+            assert (await bob.next_message(5))["body"] == "hello back"
+            await bob.close()
+            await c.close()
+        run(proxied())
+    finally:
+        set_redirect_mode(lab, POOL1, "auto")
+    bad = lab.ctl("config", "set", f"frontend.{POOL1}.redirect", '"sometimes"', check=False)
+    assert bad.returncode != 0 and "redirect" in bad.stderr and "proxy" in bad.stderr
+
+
+def test_owner_death_ends_proxied_sessions_and_clients_reconnect():
+    lab = make_lab("feproxy", block=20)
+    try:
+        owner, via = non_owner(lab, "erin")
+        servers = lab.servers()
+
+        async def go():
+            erin = await AioWatch("erin", servers[via], lab.ca_file).start()
+            assert lab.admin(owner, "/sessions?user=erin")["sessions"][0]["proxied_via"] == via
+            lab.kill9(owner)
+            # The via server ends the relay; aioxmpp reconnects and now `via` owns erin.
+            await erin.established_again(20)
+            wait_until(lambda: lab.admin(via, "/sessions?user=erin")["sessions"], 10,
+                       "erin's session at the surviving server")
+            assert lab.admin(via, "/status")["proxied_connections"] == []
+            carol = await slix_connect(jid("carol", "px"), "carol-pw", home(lab, "carol"), lab.ca_file)
+            carol.send_chat(jid("erin"), "after the owner died")
+            assert (await erin.c.next_message(5)).body.any() == "after the owner died"
+            await carol.close()
+            await erin.c.close()
+        run(go(), 90)
+    finally:
+        lab.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Hostile input at scale: a password guesser and a stanza flooder, each from its own address
+# (127.N.0.x as the source), while other users sign in and chat.
+
+def _attacker_tls(address: str, ca_file: str, source: str) -> ssl.SSLSocket:
+    ctx = ssl.create_default_context(cafile=ca_file)
+    ctx.check_hostname = False
+    s = socket.create_connection((address, 5223), timeout=5, source_address=(source, 0))
+    return ctx.wrap_socket(s, server_hostname=DOMAIN)
+
+
+def _recv_until(s, needles: tuple[bytes, ...], timeout: float = 10) -> bytes:
+    s.settimeout(timeout)
+    out = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not any(n in out for n in needles):
+        try:
+            chunk = s.recv(65536)
+        except (socket.timeout, ssl.SSLError, ConnectionError):
+            break
+        if not chunk:
+            break
+        out += chunk
+    return out
+
+
+def _stream_header() -> bytes:
+    return (f"<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+            f"xmlns:stream='http://etherx.jabber.org/streams' to='{DOMAIN}' version='1.0'>").encode()
+
+
+def test_thousand_wrong_passwords_lock_out_the_guesser_only(lab):
+    import base64
+    import concurrent.futures
+    fe = home(lab, "alice")
+    server = next(f for f, a in lab.servers().items() if a == fe)
+    guesser = addr(0, 66)
+    refused_before = _metric(lab, server, "tandem_frontend_auth_refused_total")
+    counts = {"failure": 0, "refused": 0, "success": 0}
+
+    def guess(n: int) -> str:
+        s = _attacker_tls(fe, lab.ca_file, guesser)
+        try:
+            s.sendall(_stream_header())
+            _recv_until(s, (b"</stream:features>",))
+            cred = base64.b64encode(f"\0alice\0guess-{n}".encode()).decode()
+            s.sendall(f"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{cred}</auth>".encode())
+            out = _recv_until(s, (b"</failure>", b"<success"))
+            if b"<success" in out:
+                return "success"
+            return "refused" if b"temporary-auth-failure" in out else "failure"
+        finally:
+            s.close()
+
+    started = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        for r in pool.map(guess, range(1000)):
+            counts[r] += 1
+    took = time.monotonic() - started
+    # At most the per-address budget was even checked; the rest were refused outright.
+    assert counts["success"] == 0, counts
+    # (30 per address, plus what the 16 parallel guessers had in flight when it was reached.)
+    assert counts["failure"] <= 30 + 16 and counts["refused"] >= 950, counts
+    assert _metric(lab, server, "tandem_frontend_auth_refused_total") - refused_before >= 950
+
+    async def others():
+        t0 = time.monotonic()
+        alice = await slix_connect(jid("alice", "after"), "alice-pw", fe, lab.ca_file)
+        bob = await slix_connect(jid("bob", "after"), "bob-pw", home(lab, "bob"), lab.ca_file)
+        assert time.monotonic() - t0 < 5  # the real users are not slowed (other address)
+        await alice.close()
+        await bob.close()
+    run(others())
+    print(f"1000 guesses in {took:.1f} s: {counts}")

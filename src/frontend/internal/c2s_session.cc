@@ -4,12 +4,16 @@
 //   through a buffer flushed by a second coroutine, so routing never waits on a slow client.
 // - Hostile input ends only this stream, with the RFC 6120 stream error the parser or the rate
 //   limiter names (not-well-formed, restricted-xml, policy-violation, ...).
-// - Redirect (see-other-host) happens as soon as the user name is known: at SASL start.
+// - Redirect (see-other-host) happens as soon as the user name is known: at SASL start. Or,
+//   for clients that do not follow redirects, the connection is relayed to the owner from the
+//   SASL <auth/> on (proxy.h): this object then only reads, rate-limits and parses (via side),
+//   while a second C2sSession at the owner, fed over the internal link, holds the session.
 #include "frontend/internal/c2s_session.h"
 
 #include <spdlog/spdlog.h>
 
 #include "frontend/internal/links.h"
+#include "frontend/internal/proxy.h"
 #include "xmpp/stanza.h"
 
 namespace tandem::frontend {
@@ -24,9 +28,9 @@ C2sSession::C2sSession(Core& core, asio::ip::tcp::socket socket, bool direct_tls
       direct_tls_(direct_tls),
       parser_(
           xml::StreamParser::Callbacks{
-              [this](const Element& h) { events_.push_back({Event::kOpen, h}); },
-              [this](Element e) { events_.push_back({Event::kStanza, std::move(e)}); },
-              [this] { events_.push_back({Event::kClose, Element()}); }},
+              [this](const Element& h) { events_.push_back({Event::kOpen, h, ""}); },
+              [this](Element e) { events_.push_back({Event::kStanza, std::move(e), ""}); },
+              [this] { events_.push_back({Event::kClose, Element(), ""}); }},
           xml::StreamParserLimits{core.config().max_stanza_bytes, 32}),
       tokens_(core.config().rate_burst_bytes),
       last_refill_(std::chrono::steady_clock::now()),
@@ -35,7 +39,134 @@ C2sSession::C2sSession(Core& core, asio::ip::tcp::socket socket, bool direct_tls
   remote_ = transport_->remoteAddress();
 }
 
+C2sSession::C2sSession(Core& core, std::string via, std::string via_id, std::string remote,
+                       bool direct_tls)
+    : core_(core),
+      direct_tls_(direct_tls),
+      remote_(std::move(remote)),
+      parser_(xml::StreamParser::Callbacks{[](const Element&) {}, [](Element) {}, [] {}}),
+      tokens_(0),
+      last_refill_(std::chrono::steady_clock::now()),
+      auth_timer_(core.io()),
+      resume_timer_(core.io()),
+      via_(std::move(via)),
+      via_id_(std::move(via_id)),
+      proxied_(true) {
+  // The via server already did TLS and sent the header and features of the secured stream.
+  stage_ = Stage::kSecured;
+  stream_id_ = x::newId();
+}
+
 C2sSession::~C2sSession() = default;
+
+void C2sSession::startProxied(Element auth) {
+  core_.metrics().addCounter("tandem_frontend_proxied_sessions_total");
+  auto self = shared_from_this();
+  auth_timer_.expires_after(core_.config().auth_timeout);
+  auth_timer_.async_wait([self](asio::error_code ec) {
+    if (!ec && !self->bound_ && self->attached()) {
+      self->closeWithError("connection-timeout", "authenticate and bind a resource in time");
+    }
+  });
+  onProxiedEvent("in", std::move(auth), "");
+}
+
+void C2sSession::onProxiedEvent(const std::string& op, Element el, const std::string& how) {
+  if (op == "header") {
+    events_.push_back({Event::kOpen, std::move(el), ""});
+  } else if (op == "in") {
+    events_.push_back({Event::kStanza, std::move(el), ""});
+  } else if (op == "close") {
+    events_.push_back({Event::kLost, Element(), how});
+  } else {
+    return;
+  }
+  if (!draining_) core_.spawn(drainProxied(), "proxied session");
+}
+
+asio::awaitable<void> C2sSession::drainProxied() {
+  auto self = shared_from_this();
+  draining_ = true;
+  while (!events_.empty()) {
+    Event ev = std::move(events_.front());
+    events_.pop_front();
+    if (ev.kind == Event::kLost) {
+      // The client's connection at the via server ended.
+      if (via_id_.empty()) continue;  // already ended from this side
+      core_.proxy().dropProxied(via_, via_id_);
+      via_id_.clear();
+      if (ev.how == "error") sm_resumable_ = false;  // a stream error ends the session
+      onConnectionLost(ev.how == "clean");
+      continue;
+    }
+    if (closing_ || via_id_.empty()) continue;
+    try {
+      co_await handle(std::move(ev));
+    } catch (const std::exception& e) {
+      spdlog::debug("proxied session {} via {}: {}", jid_.full(), via_, e.what());
+      closeWithError("internal-server-error");
+    }
+  }
+  draining_ = false;
+}
+
+void C2sSession::bindForTest(const std::string& user, const std::string& resource) {
+  user_ = user;
+  jid_ = x::Jid{user, core_.config().domain, resource};
+  auto u = core_.onlineUser(jid_.bare());
+  if (!u) {
+    u = std::make_shared<UserState>();
+    u->bare = jid_.bare();
+  }
+  bound_ = true;
+  stage_ = Stage::kBound;
+  core_.bindSession(shared_from_this(), u);
+}
+
+void C2sSession::onViaGone() {
+  if (via_id_.empty()) return;
+  via_id_.clear();
+  onConnectionLost(false);
+}
+
+void C2sSession::restartStream() {
+  if (proxied_) {
+    // The parser is at the via server; our writes reach it in order, before the client's next
+    // header can.
+    if (!via_id_.empty()) core_.proxy().control(via_, via_id_, "reset");
+    return;
+  }
+  parser_.reset();
+  reset_ = true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Via side of a proxied session
+
+bool C2sSession::startRelay(const std::string& owner, const Element& auth) {
+  std::string id = x::newId();
+  if (!core_.proxy().openRelay(shared_from_this(), owner, id, auth)) return false;
+  relay_owner_ = owner;
+  relay_id_ = id;
+  auth_timer_.cancel();  // the owner times the sign-in now
+  spdlog::info("proxying a client of {} ({}) to {}", sasl_user_, remote_, owner);
+  return true;
+}
+
+void C2sSession::onRelayEnd() {
+  relay_ended_ = true;
+  core_.proxy().dropRelay(relay_id_);
+  if (!transport_ || closing_) return;
+  closing_ = true;
+  if (!writing_) transport_->close();  // else flush() closes once the output is written
+}
+
+void C2sSession::onRelayOwnerGone() {
+  relay_ended_ = true;
+  core_.proxy().dropRelay(relay_id_);
+  closeWithError("reset", "the server holding this session (" + relay_owner_ +
+                              ") is gone: sign in again");
+}
 
 void C2sSession::start() {
   core_.metrics().addCounter("tandem_frontend_connections_total");
@@ -84,6 +215,11 @@ asio::awaitable<void> C2sSession::run() {
         Event ev = std::move(events_.front());
         events_.pop_front();
         if (ev.kind == Event::kClose) clean = true;
+        if (!relay_id_.empty()) {
+          if (ev.kind == Event::kOpen) core_.proxy().forward(relay_owner_, relay_id_, "header", &ev.element);
+          if (ev.kind == Event::kStanza) core_.proxy().forward(relay_owner_, relay_id_, "in", &ev.element);
+          continue;
+        }
         co_await handle(std::move(ev));
         if (reset_) {
           events_.clear();
@@ -103,10 +239,22 @@ asio::awaitable<void> C2sSession::run() {
     spdlog::debug("client {} ({}): connection ended: {}", jid_.full(), remote_, e.what());
   }
   if (transport_ && !writing_ && out_.empty()) transport_->close();
+  if (!relay_id_.empty() && !relay_ended_) {
+    // Tell the owner how the client left: a clean close, a lost connection (stream management
+    // may resume it) or a stream error of ours (the session ends).
+    relay_ended_ = true;
+    core_.proxy().forward(relay_owner_, relay_id_, "close", nullptr,
+                          clean ? "clean" : (closing_ ? "error" : "lost"));
+    core_.proxy().dropRelay(relay_id_);
+  }
   onConnectionLost(clean || closing_);
 }
 
 void C2sSession::writeRaw(std::string data) {
+  if (proxied_) {
+    if (!via_id_.empty()) core_.proxy().toClient(via_, via_id_, data);
+    return;
+  }
   if (!transport_) return;
   out_ += data;
   if (!writing_) core_.spawn(flush(), "client write");
@@ -144,7 +292,7 @@ void C2sSession::send(const Element& stanza) {
     sm_out_++;
     sm_unacked_.push_back(stanza);
   }
-  if (!transport_) return;
+  if (!attached()) return;
   writeRaw(stanza.toString());
   if (sm_enabled_ && sm_out_ - sm_last_request_ >= 5) {
     sm_last_request_ = sm_out_;
@@ -154,7 +302,7 @@ void C2sSession::send(const Element& stanza) {
 
 void C2sSession::closeWithError(const std::string& condition, const std::string& text,
                                 const std::string& other_host) {
-  if (closing_ || !transport_) return;
+  if (closing_ || !attached()) return;
   closing_ = true;
   sm_resumable_ = false;  // a stream error ends the session (XEP-0198 §5)
   std::string data;
@@ -163,6 +311,16 @@ void C2sSession::closeWithError(const std::string& condition, const std::string&
   }
   data += x::streamError(condition, text, other_host);
   writeRaw(std::move(data));
+  if (proxied_) {
+    // Ask the via server to close the client's stream after this output, then end here (later:
+    // the caller may be iterating over the user's sessions).
+    core_.proxy().control(via_, via_id_, "end");
+    core_.proxy().dropProxied(via_, via_id_);
+    via_id_.clear();
+    auto self = shared_from_this();
+    asio::post(core_.io(), [self] { self->onConnectionLost(true); });
+    return;
+  }
   if (!writing_) transport_->close();
 }
 
@@ -175,6 +333,7 @@ asio::awaitable<void> C2sSession::handle(Event ev) {
       co_await onStreamOpen(ev.element);
       break;
     case Event::kClose:
+    case Event::kLost:
       break;
     case Event::kStanza:
       core_.countStanzaIn();
@@ -213,7 +372,7 @@ asio::awaitable<void> C2sSession::onStreamOpen(const Element& h) {
     // RFC 6120 §6.4.6: the client may name itself in `from`; redirect before authentication.
     if (auto from = x::Jid::parse(h.attr("from")); from && from->domain == cfg.domain &&
                                                      !from->local.empty()) {
-      if (co_await redirectIfNotOwner(from->local)) co_return;
+      if (co_await redirectIfNotOwner(from->local, nullptr, true)) co_return;
     }
     Element& mechs = features.addChild(Element("mechanisms", x::kNsSasl));
     for (const char* m : {"SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN"}) {
@@ -234,8 +393,7 @@ asio::awaitable<void> C2sSession::onPreBind(Element st) {
       co_await drained();
       co_await transport_->handshakeServer();
       stage_ = Stage::kSecured;
-      parser_.reset();
-      reset_ = true;
+      restartStream();
       co_return;
     }
     closeWithError("policy-violation", "use STARTTLS before anything else");
@@ -272,13 +430,21 @@ asio::awaitable<void> C2sSession::onPreBind(Element st) {
 // ---------------------------------------------------------------------------------------------
 // SASL (RFC 6120 §6)
 
-asio::awaitable<bool> C2sSession::redirectIfNotOwner(const std::string& user) {
+asio::awaitable<bool> C2sSession::redirectIfNotOwner(const std::string& user, const Element* auth,
+                                                     bool header) {
   const auto& cfg = core_.config();
   std::string pool = co_await core_.findHomePool(user);
   if (pool.empty()) co_return false;  // unknown user: authentication will fail
   std::string bare = user + "@" + cfg.domain;
   std::string owner = core_.ownerOf(pool, bare);
   if (owner.empty() || owner == cfg.server_fqdn) co_return false;
+  // A session proxied to us is never proxied again (no chains): if the ring moved, redirect.
+  if (!proxied_ && core_.proxy().shouldProxy(bare)) {
+    if (header) co_return false;  // proxy from the SASL <auth/> on
+    if (auth && startRelay(owner, *auth)) co_return true;
+    // No link to the owner (or too late to proxy): redirect after all.
+  }
+  core_.proxy().noteRedirect(bare);
   std::string host = core_.addressOf(owner);
   if (direct_tls_) host += ":" + std::to_string(cfg.c2s_tls_port);
   core_.metrics().addCounter("tandem_frontend_redirects_total");
@@ -288,6 +454,14 @@ asio::awaitable<bool> C2sSession::redirectIfNotOwner(const std::string& user) {
 }
 
 asio::awaitable<void> C2sSession::onAuth(const Element& auth) {
+  if (core_.isAuthBlocked(remote_)) {
+    // Too many failures from this address lately: no password is even checked.
+    core_.metrics().addCounter("tandem_frontend_auth_refused_total");
+    writeRaw("<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><temporary-auth-failure/></failure>");
+    closeWithError("policy-violation", "too many failed sign-ins from " + remote_ +
+                                           "; try again in a minute");
+    co_return;
+  }
   mechanism_ = auth.attr("mechanism");
   auto raw = x::base64Decode(auth.text() == "=" ? "" : auth.text());
   if (!raw) {
@@ -306,7 +480,7 @@ asio::awaitable<void> C2sSession::onAuth(const Element& auth) {
       co_await saslFailure("not-authorized");
       co_return;
     }
-    if (co_await redirectIfNotOwner(user)) co_return;
+    if (co_await redirectIfNotOwner(user, &auth)) co_return;
     co_await core_.toDb(true);
     auto creds = core_.store().credentials(user, x::ScramHash::kSha256);
     bool ok = false;
@@ -345,7 +519,13 @@ asio::awaitable<void> C2sSession::onAuth(const Element& auth) {
   }
   std::string name = *user;
   for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (x::isValidUserName(name) && co_await redirectIfNotOwner(name)) co_return;
+  if (x::isValidUserName(name)) {
+    sasl_user_ = name;
+    if (co_await redirectIfNotOwner(name, &auth)) {
+      scram_.reset();
+      co_return;
+    }
+  }
   std::optional<x::ScramCredentials> creds;
   if (x::isValidUserName(name)) {
     co_await core_.toDb(true);
@@ -392,13 +572,13 @@ asio::awaitable<void> C2sSession::saslSuccess(std::string_view additional) {
   std::string body = additional.empty() ? "" : x::base64Encode(additional);
   writeRaw("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>" + body + "</success>");
   stage_ = Stage::kAuthenticated;
-  parser_.reset();
-  reset_ = true;
+  restartStream();
   co_return;
 }
 
 asio::awaitable<void> C2sSession::saslFailure(const char* condition) {
   auth_failures_++;
+  core_.noteAuthFailure(remote_);
   core_.metrics().addCounter("tandem_frontend_auth_failures_total");
   // Backoff: each failure on this connection waits longer (0.5 s, 1 s, 2 s), then we hang up,
   // so guessing passwords costs the guesser, not the other users.
@@ -430,7 +610,7 @@ asio::awaitable<void> C2sSession::onBind(const Element& iq) {
     send(x::errorReply(iq, "wait", "internal-server-error", "the user store is unavailable"));
     co_return;
   }
-  if (closing_ || !transport_) co_return;
+  if (closing_ || !attached()) co_return;
   jid_ = *full;
   bound_ = true;
   stage_ = Stage::kBound;
@@ -441,6 +621,7 @@ asio::awaitable<void> C2sSession::onBind(const Element& iq) {
   result.removeAttr("to");
   result.addChild(Element("bind", x::kNsBind)).addChild(Element("jid")).addText(jid_.full());
   send(result);
+  if (proxied_ && !via_id_.empty()) core_.proxy().control(via_, via_id_, "bound", jid_.full());
 }
 
 void C2sSession::onSmEnable(const Element& enable) {
@@ -491,6 +672,12 @@ void C2sSession::adopt(C2sSession& old) {
   old.resume_timer_.cancel();
   if (old.transport_) old.transport_->close();
   old.transport_.reset();
+  if (!old.via_id_.empty()) {
+    // The old connection is a relay at a via server: close it there.
+    core_.proxy().control(old.via_, old.via_id_, "end");
+    core_.proxy().dropProxied(old.via_, old.via_id_);
+    old.via_id_.clear();
+  }
 }
 
 asio::awaitable<void> C2sSession::onResume(const Element& resume) {
@@ -525,6 +712,7 @@ asio::awaitable<void> C2sSession::onResume(const Element& resume) {
   if (user) {
     user->sessions[jid_.resource] = shared_from_this();
   }
+  if (proxied_ && !via_id_.empty()) core_.proxy().control(via_, via_id_, "bound", jid_.full());
   Element resumed("resumed", x::kNsSm);
   resumed.setAttr("previd", previd);
   resumed.setAttr("h", std::to_string(sm_in_));

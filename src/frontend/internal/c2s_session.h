@@ -26,10 +26,37 @@ class C2sSession : public std::enable_shared_from_this<C2sSession> {
  public:
   C2sSession(Core& core, asio::ip::tcp::socket socket, bool direct_tls,
              std::shared_ptr<asio::ssl::context> tls);
+  // A session proxied to this server (its owner) by `via`, whose client connection (from
+  // `remote`, already over TLS) is relay `via_id` there (proxy.h).
+  C2sSession(Core& core, std::string via, std::string via_id, std::string remote, bool direct_tls);
   ~C2sSession();
 
   // Starts the connection's coroutine. Call once.
   void start();
+
+  // ---- owner side of a proxied session (proxy.h) ----
+  // Starts the session with the client's SASL <auth/>. Call once instead of start().
+  void startProxied(xml::Element auth);
+  // A client event relayed by the via server: "header", "in" or "close" (`how`: clean, lost,
+  // error). Handled in order, after the events before it.
+  void onProxiedEvent(const std::string& op, xml::Element el, const std::string& how);
+  // The link to the via server dropped: the connection is lost (SM may resume it elsewhere).
+  void onViaGone();
+  const std::string& viaServer() const { return via_; }
+  // Fuzzing (fuzz/frontend_c2s_stanzas.cc): makes this proxied session authenticated and bound
+  // as `user`@domain/`resource` without SASL or the store, so stanzas go straight to onBound.
+  void bindForTest(const std::string& user, const std::string& resource);
+
+  // ---- via side: this connection is relayed to the owner (proxy.h) ----
+  void onRelayOutput(const std::string& data) { writeRaw(data); }
+  void onRelayReset() { parser_.reset(); }
+  void onRelayBound(const std::string& jid) { relay_jid_ = jid; }
+  // The owner ended the session: close the client's stream once its output is written.
+  void onRelayEnd();
+  // The owner's link dropped: end the client's stream so that it reconnects.
+  void onRelayOwnerGone();
+  const std::string& relayOwner() const { return relay_owner_; }
+  const std::string& relayJid() const { return relay_jid_; }
 
   const xmpp::Jid& jid() const { return jid_; }
   bool isBound() const { return bound_; }
@@ -39,7 +66,7 @@ class C2sSession : public std::enable_shared_from_this<C2sSession> {
   const xml::Element& presence() const { return presence_; }
   bool carbons() const { return carbons_; }
   bool interested() const { return interested_; }  // requested the roster
-  bool isDetached() const { return !transport_; }
+  bool isDetached() const { return !attached(); }
   std::string remoteAddress() const { return remote_; }
   std::chrono::system_clock::time_point since() const { return since_; }
   const std::string& smId() const { return sm_id_; }
@@ -62,12 +89,21 @@ class C2sSession : public std::enable_shared_from_this<C2sSession> {
 
  private:
   struct Event {
-    enum Kind { kOpen, kStanza, kClose } kind;
+    enum Kind { kOpen, kStanza, kClose, kLost } kind;
     xml::Element element;
+    std::string how;  // kLost (proxied): clean, lost, error
   };
   enum class Stage { kConnected, kSecured, kAuthenticated, kBound };
 
   asio::awaitable<void> run();
+  // Owner side of a proxied session: handles queued events in order.
+  asio::awaitable<void> drainProxied();
+  // Has a client connection: its own transport, or a relay at the via server.
+  bool attached() const { return transport_ || !via_id_.empty(); }
+  // Restarts the XML stream after STARTTLS / SASL success (RFC 6120 §5.3.1, §6.4.6).
+  void restartStream();
+  // Via side: hands the connection to `owner` (proxy.h); false when its link is down.
+  bool startRelay(const std::string& owner, const xml::Element& auth);
   asio::awaitable<void> handle(Event ev);
   asio::awaitable<void> onStreamOpen(const xml::Element& header);
   asio::awaitable<void> onPreBind(xml::Element st);
@@ -76,7 +112,10 @@ class C2sSession : public std::enable_shared_from_this<C2sSession> {
   asio::awaitable<void> saslSuccess(std::string_view additional);
   asio::awaitable<void> saslFailure(const char* condition);
   // Redirects when `user` belongs to another pool or server; true when it did.
-  asio::awaitable<bool> redirectIfNotOwner(const std::string& user);
+  // `auth`: the SASL <auth/> being handled (the connection may then be proxied instead);
+  // `header`: called at stream open, where proxying waits for <auth/>.
+  asio::awaitable<bool> redirectIfNotOwner(const std::string& user, const xml::Element* auth = nullptr,
+                                           bool header = false);
   asio::awaitable<void> onBind(const xml::Element& iq);
   asio::awaitable<void> onResume(const xml::Element& resume);
   asio::awaitable<void> onBound(xml::Element st);            // c2s_stanzas.cc
@@ -112,6 +151,14 @@ class C2sSession : public std::enable_shared_from_this<C2sSession> {
   std::chrono::steady_clock::time_point last_refill_;
   asio::steady_timer auth_timer_;
   asio::steady_timer resume_timer_;
+  // Owner side of a proxied session: the via server and its relay id (empty: not proxied, or
+  // the via connection is gone); `proxied_` stays true for the session's life.
+  std::string via_, via_id_;
+  bool proxied_ = false;
+  bool draining_ = false;
+  // Via side: the owner this connection is relayed to, its relay id, the bound JID it reported.
+  std::string relay_owner_, relay_id_, relay_jid_;
+  bool relay_ended_ = false;
 
   // SASL
   std::string mechanism_;

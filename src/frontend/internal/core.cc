@@ -15,6 +15,7 @@
 #include "frontend/internal/c2s_session.h"
 #include "frontend/internal/components.h"
 #include "frontend/internal/links.h"
+#include "frontend/internal/proxy.h"
 #include "store/connection.h"
 #include "store/pool.h"
 #include "xmpp/stanza.h"
@@ -32,6 +33,7 @@ Core::Core(asio::io_context& io, FrontendConfig config, rpc::Metrics& metrics)
       auth_db_(static_cast<size_t>(std::max(1, config_.db_threads))) {
   links_ = std::make_unique<Links>(*this);
   components_ = std::make_unique<Components>(*this);
+  proxy_ = std::make_unique<Proxy>(*this);
 }
 
 Core::~Core() {
@@ -140,6 +142,33 @@ void Core::onHealthChanged() {
     spdlog::info("{} now belongs to {}: redirecting its session", s->jid().full(), owner);
     s->closeWithError("see-other-host", "user " + s->jid().bare() + " is served by " + owner,
                       addressOf(owner));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sign-in failures per address
+
+bool Core::isAuthBlocked(const std::string& address) const {
+  auto it = auth_failures_.find(address);
+  if (it == auth_failures_.end()) return false;
+  if (std::chrono::steady_clock::now() - it->second.window_start >= config_.auth_failure_window)
+    return false;
+  return it->second.count >= config_.max_auth_failures_per_address;
+}
+
+void Core::noteAuthFailure(const std::string& address) {
+  auto now = std::chrono::steady_clock::now();
+  auto& f = auth_failures_[address];
+  if (f.count == 0 || now - f.window_start >= config_.auth_failure_window) {
+    f.count = 0;
+    f.window_start = now;
+  }
+  f.count++;
+  // Bounded: many addresses (a botnet) only ever keep the current window's entries.
+  if (auth_failures_.size() > 100000) {
+    std::erase_if(auth_failures_, [&](const auto& kv) {
+      return now - kv.second.window_start >= config_.auth_failure_window;
+    });
   }
 }
 

@@ -31,6 +31,7 @@ namespace tandem::frontend {
 class C2sSession;
 class Links;
 class Components;
+class Proxy;
 
 // What we keep for a user while at least one of their sessions is bound.
 struct UserState {
@@ -57,6 +58,7 @@ class Core {
   rpc::Metrics& metrics() { return metrics_; }
   Links& links() { return *links_; }
   Components& components() { return *components_; }
+  Proxy& proxy() { return *proxy_; }
 
   // Moves the calling coroutine to a PostgreSQL thread (`auth`: the credential-lookup pool) /
   // back to the network thread. Between the two, touch only the store:
@@ -120,6 +122,11 @@ class Core {
                    std::chrono::steady_clock::time_point started);
   asio::awaitable<void> storeOfflineAsync(std::string bare, std::string text, xml::Element m);
 
+  // Sign-in failures per client address (auth failure backoff across connections): blocked
+  // once config().max_auth_failures_per_address failed within config().auth_failure_window.
+  bool isAuthBlocked(const std::string& address) const;
+  void noteAuthFailure(const std::string& address);
+
   // Counters.
   void countStanzaIn() { metrics_.addCounter("tandem_frontend_stanzas_in_total"); }
   void countStanzaOut() { metrics_.addCounter("tandem_frontend_stanzas_out_total"); }
@@ -136,10 +143,16 @@ class Core {
   asio::thread_pool auth_db_;
   std::unique_ptr<Links> links_;
   std::unique_ptr<Components> components_;
+  std::unique_ptr<Proxy> proxy_;
   std::map<std::string, std::shared_ptr<UserState>> users_;
   std::map<std::string, std::string> cms_directory_;
   std::map<std::string, std::string> found_users_;  // name -> pool, from rtc lookups
   std::map<std::string, std::chrono::steady_clock::time_point> missing_users_;  // negative cache
+  struct AuthFailures {
+    int count = 0;
+    std::chrono::steady_clock::time_point window_start;
+  };
+  std::map<std::string, AuthFailures> auth_failures_;  // by client address
 };
 
 }  // namespace tandem::frontend

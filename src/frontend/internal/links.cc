@@ -5,6 +5,7 @@
 
 #include <asio/experimental/awaitable_operators.hpp>
 
+#include "frontend/internal/proxy.h"
 #include "xmpp/sasl.h"
 #include "xmpp/stanza.h"
 #include "xmpp/stream_reader.h"
@@ -148,6 +149,7 @@ asio::awaitable<void> Links::connectLoop(std::shared_ptr<Peer> peer) {
     if (was_up) {
       spdlog::warn("internal link to {} is down", peer->info.fqdn);
       core_.metrics().addCounter("tandem_frontend_link_down_total", 1, {{"peer", peer->info.fqdn}});
+      core_.proxy().onPeerDown(peer->info.fqdn);
       core_.onHealthChanged();
     }
     if (stopped_) break;
@@ -171,6 +173,7 @@ asio::awaitable<void> Links::acceptLoop() {
 asio::awaitable<void> Links::serveInbound(asio::ip::tcp::socket socket) {
   const auto& cfg = core_.config();
   x::Transport t(std::move(socket), server_tls_);
+  std::string authenticated;  // the peer, once its handshake succeeded
   try {
     asio::steady_timer timer(core_.io());
     timer.expires_after(std::chrono::seconds(5));
@@ -194,9 +197,14 @@ asio::awaitable<void> Links::serveInbound(asio::ip::tcp::socket socket) {
       co_return;
     }
     co_await t.writeAll("<handshake/>");
+    authenticated = peer;
     while (true) {
       ev = co_await reader.next();
       if (ev.kind != x::StreamEvent::kStanza) break;
+      if (ev.element.name() == "proxy") {  // a proxied client's traffic (proxy.h)
+        core_.proxy().onLinkElement(peer, std::move(ev.element));
+        continue;
+      }
       core_.countStanzaIn();
       ev.element.removeAttr("xmlns");
       core_.route(std::move(ev.element), Origin::kLink);
@@ -205,6 +213,8 @@ asio::awaitable<void> Links::serveInbound(asio::ip::tcp::socket socket) {
     spdlog::debug("inbound internal link: {}", e.what());
   }
   t.close();
+  // The peer's outbound link is gone: what it relayed to us (or for us) is cut off.
+  if (!authenticated.empty() && !stopped_) core_.proxy().onPeerDown(authenticated);
 }
 
 }  // namespace tandem::frontend
