@@ -16,6 +16,10 @@ int main(int argc, char** argv) {
   app.add_option("--state-dir", o.state_dir, "State directory")->default_val("/var/lib/tandem");
   app.add_option("--server", o.server, "This server's FQDN (frontend, chat, edge, compliance)");
   app.add_option("--store", o.store, "The store this agent owns (sqlagent)");
+  app.add_option("--partner-timeout", o.partner_timeout_s,
+                 "sqlagent: seconds before a lost partner counts as gone (failover, exposed "
+                 "principal, fencing); default 10")
+      ->check(CLI::PositiveNumber);
   app.add_option("--log-level", o.log_level, "trace|debug|info|warn|error")->capture_default_str();
   try {
     app.parse(argc, argv);

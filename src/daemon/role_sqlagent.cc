@@ -28,6 +28,10 @@ int runSqlagent(const DaemonOptions& options) {
   o.topology_file = options.topology;
   o.state_dir = options.state_dir;
   o.store = options.store;
+  if (options.partner_timeout_s > 0) {
+    o.partner_timeout =
+        std::chrono::milliseconds(static_cast<long>(options.partner_timeout_s * 1000));
+  }
   return sqlagent::runAgent(o, g_stop);
 }
 

@@ -16,6 +16,10 @@ struct DaemonOptions {
   std::string server;     // --server FQDN (frontend, chat, edge, compliance)
   std::string store;      // --store NAME (sqlagent)
   std::string log_level = "info";
+  // sqlagent: seconds the mirror and witness wait for a lost principal before failover, and a
+  // principal for a lost mirror before serving exposed or fencing itself. 0 = the agent's
+  // default (10 s). The env TANDEM_PARTNER_TIMEOUT_S, when set, still wins (tests, benchmarks).
+  double partner_timeout_s = 0;
 };
 
 // Blocks SIGTERM and SIGINT in the calling thread and in every thread it starts afterwards, and
