@@ -651,18 +651,7 @@ def _attacker_tls(address: str, ca_file: str, source: str) -> ssl.SSLSocket:
 
 
 def _recv_until(s, needles: tuple[bytes, ...], timeout: float = 10) -> bytes:
-    s.settimeout(timeout)
-    out = b""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not any(n in out for n in needles):
-        try:
-            chunk = s.recv(65536)
-        except (socket.timeout, ssl.SSLError, ConnectionError):
-            break
-        if not chunk:
-            break
-        out += chunk
-    return out
+    return read_until_closed(s, timeout, until=needles)
 
 
 def _stream_header() -> bytes:

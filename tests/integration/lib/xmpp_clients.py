@@ -304,11 +304,15 @@ def raw_tls_session(address: str, ca_file: str, port: int = 5223, timeout: float
     return ctx.wrap_socket(s, server_hostname=DOMAIN)
 
 
-def read_until_closed(sock, timeout: float = 5, limit: int = 1 << 20) -> bytes:
+def read_until_closed(sock, timeout: float = 5, limit: int = 1 << 20,
+                      until: tuple[bytes, ...] = ()) -> bytes:
+    """Reads until the peer closes, `timeout` passes, `limit` bytes arrived, or (when given)
+    any of `until` appears."""
     sock.settimeout(timeout)
     out = b""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and len(out) < limit:
+    while (time.monotonic() < deadline and len(out) < limit
+           and not any(n in out for n in until)):
         try:
             chunk = sock.recv(65536)
         except (socket.timeout, ssl.SSLError, ConnectionError):
