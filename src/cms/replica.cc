@@ -16,6 +16,10 @@ Result<std::unique_ptr<Replica>> Replica::open(const ReplicaOptions& options) {
   r->options_ = options;
   r->path_ = options.state_dir + "/servers/" + options.name + "/replica.json";
   std::shared_ptr<const Snapshot> snap;
+  if (struct stat st {}; ::stat(r->path_.c_str(), &st) == 0) {
+    r->opened_mtime_ns_ = int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec;
+    r->opened_inode_ = st.st_ino;
+  }
   auto text = readFile(r->path_);
   if (text) {
     auto j = nlohmann::json::parse(*text, nullptr, false);
@@ -130,8 +134,8 @@ nlohmann::json Replica::report() const {
 }
 
 void Replica::followLoop() {
-  struct stat last {};
-  ::stat(path_.c_str(), &last);
+  int64_t last_mtime_ns = opened_mtime_ns_;
+  uint64_t last_inode = opened_inode_;
   for (;;) {
     {
       std::unique_lock<std::mutex> lock(mu_);
@@ -146,10 +150,10 @@ void Replica::followLoop() {
     }
     struct stat now {};
     if (::stat(path_.c_str(), &now) != 0) continue;
-    if (now.st_mtim.tv_sec == last.st_mtim.tv_sec && now.st_mtim.tv_nsec == last.st_mtim.tv_nsec &&
-        now.st_ino == last.st_ino)
-      continue;
-    last = now;
+    int64_t mtime_ns = int64_t{now.st_mtim.tv_sec} * 1000000000 + now.st_mtim.tv_nsec;
+    if (mtime_ns == last_mtime_ns && now.st_ino == last_inode) continue;
+    last_mtime_ns = mtime_ns;
+    last_inode = now.st_ino;
     auto text = readFile(path_);
     if (!text) continue;
     auto j = nlohmann::json::parse(*text, nullptr, false);

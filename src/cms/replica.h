@@ -13,6 +13,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -91,6 +92,10 @@ class Replica {
   std::mutex apply_mu_;  // serialises apply() (one writer of the file at a time)
   bool stop_ = false;                                        // GUARDED_BY(mu_)
   std::thread follower_;
+  // The replica file as open() found it, before reading it (0 = absent): the follower compares
+  // against this, so a write between open() and the follower thread's start is not missed.
+  int64_t opened_mtime_ns_ = 0;
+  uint64_t opened_inode_ = 0;
 };
 
 // Routes the replica on an admin endpoint: PUT and POST /cms/replica (apply a pushed version,
