@@ -9,6 +9,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "chat/nickname.h"
 #include "chat/schema.h"
 #include "xmpp/jid.h"
 #include "xmpp/stanza.h"
@@ -16,16 +17,6 @@
 namespace tandem::chat {
 
 namespace {
-
-bool validNick(const std::string& nick, size_t max_bytes) {
-  if (nick.empty() || nick.size() > max_bytes) return false;
-  bool visible = false;
-  for (unsigned char ch : nick) {
-    if (ch < 0x20 || ch == 0x7f) return false;
-    if (ch != ' ') visible = true;
-  }
-  return visible;
-}
 
 std::string bareOf(const std::string& jid) {
   auto j = xmpp::Jid::parse(jid);
@@ -68,6 +59,21 @@ void MucService::sendError(const xml::Element& stanza, const std::string& type,
                            const std::string& cond, const std::string& text) {
   if (stanza.attr("type") == "error") return;  // never answer an error with an error
   send(xmpp::errorReply(stanza, type, cond, text));
+}
+
+// XEP-0045 §7.2.1: a join (or nickname change) with a nickname the room refuses gets an error
+// presence. It comes from the bare room JID, not room@service/nick: a client that cannot parse
+// the nickname (a TAB, a C1 control) cannot parse that address either, and slixmpp drops the
+// stream on a stanza whose 'from' it cannot parse, so the user would never learn why.
+void MucService::refuseNickname(const Room& room, const xml::Element& p) {
+  if (p.attr("type") == "error") return;
+  xml::Element err = xmpp::errorReply(p, "modify", "jid-malformed",
+                                      "That nickname is not allowed (1 to " +
+                                          std::to_string(options_.limits.max_nick_bytes) +
+                                          " bytes of UTF-8, no control or format characters, "
+                                          "no leading or trailing spaces).");
+  err.setAttr("from", roomJid(room));
+  send(err);
 }
 
 // --- dispatch ------------------------------------------------------------------------------
@@ -252,8 +258,8 @@ void MucService::onPresence(Room& room, const xml::Element& p, const std::string
 // then an available presence from the new one; the occupant's own copies carry 110.
 void MucService::changeNick(Room& room, const xml::Element& p, const std::string& old_nick,
                             const std::string& new_nick) {
-  if (!validNick(new_nick, options_.limits.max_nick_bytes)) {
-    sendError(p, "modify", "jid-malformed", "That nickname is not allowed.");
+  if (!isValidNickname(new_nick, options_.limits.max_nick_bytes)) {
+    refuseNickname(room, p);
     return;
   }
   if (room.occupants.count(new_nick)) {
@@ -317,8 +323,8 @@ void MucService::sendNickChange(const Room& room, const Occupant& who, const std
 void MucService::join(Room& room, const xml::Element& p, const std::string& nick) {
   const std::string from = p.attr("from");
   const std::string bare = bareOf(from);
-  if (!validNick(nick, options_.limits.max_nick_bytes)) {
-    sendError(p, "modify", "jid-malformed", "That nickname is not allowed.");
+  if (!isValidNickname(nick, options_.limits.max_nick_bytes)) {
+    refuseNickname(room, p);
     return;
   }
   bool created = false;

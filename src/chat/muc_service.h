@@ -147,6 +147,7 @@ class MucService {
 
   void sendError(const xml::Element& stanza, const std::string& type, const std::string& cond,
                  const std::string& text = "");
+  void refuseNickname(const Room& room, const xml::Element& p);
   void send(const xml::Element& e) { send_(e.toString()); }
 
   asio::any_io_executor home_;

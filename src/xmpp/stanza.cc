@@ -3,6 +3,8 @@
 
 #include <openssl/rand.h>
 
+#include "xmpp/jid.h"
+
 namespace tandem::xmpp {
 
 std::string streamHeader(std::string_view content_ns, std::string_view from, std::string_view to,
@@ -37,7 +39,15 @@ xml::Element errorReply(const xml::Element& stanza, std::string_view type,
   reply.removeAttr("to");
   reply.removeAttr("from");
   if (!stanza.attr("from").empty()) reply.setAttr("to", stanza.attr("from"));
-  if (!stanza.attr("to").empty()) reply.setAttr("from", stanza.attr("to"));
+  // An invalid 'to' (a TAB or an empty resource, a 2 KB nickname) is not echoed as 'from':
+  // clients drop a stanza whose 'from' they cannot parse (slixmpp closes its stream), so the
+  // error would never be seen. The bare part answers instead; failing that, the server does.
+  const std::string& orig_to = stanza.attr("to");
+  if (Jid::parse(orig_to)) {
+    reply.setAttr("from", orig_to);
+  } else if (auto bare = Jid::parse(std::string_view(orig_to).substr(0, orig_to.find('/')))) {
+    reply.setAttr("from", bare->bare());
+  }
   reply.setAttr("type", "error");
   if (stanza.name() != "iq") {
     for (const auto& c : stanza.children()) {

@@ -41,6 +41,7 @@ std::string streamError(std::string_view condition, std::string_view text = "",
 
 // The error reply to `stanza` (RFC 6120 §8.3): to/from swapped, type="error", the original
 // children kept for messages and presence (not for iq results), <error type=...><COND/></error>.
+// An original 'to' that is not a valid JID is answered from its bare part, or without 'from'.
 xml::Element errorReply(const xml::Element& stanza, std::string_view type,
                         std::string_view condition, std::string_view text = "");
 

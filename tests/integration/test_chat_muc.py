@@ -62,10 +62,10 @@ class Chat:
         full = f"{room}@{SERVICE}/{nick}"
 
         def mine(p):
+            if p.get("type") == "error":  # a refused nickname is answered from the bare room
+                return p.get("from") in (full, f"{room}@{SERVICE}")
             if p.get("from") != full:
                 return False
-            if p.get("type") == "error":
-                return True
             x = p.find(f"{{{NS_USER}}}x")
             return x is not None and any(s.get("code") == "110" for s in x.findall(f"{{{NS_USER}}}status"))
 
@@ -299,12 +299,37 @@ def test_hostile_input_gets_errors_and_costs_others_nothing(quick):
             r = await bob.reflection("ops", "hi")
             ids = [s.get("id") for s in r.findall(f"{{{NS_SID}}}stanza-id")]
             assert len(ids) == 1 and ids[0] != "forged"
-            # Invalid nickname: whitespace only (too long: above).
+            # Invalid nicknames: each join gets the error presence, from the bare room JID
+            # (a client cannot parse room@service/<TAB> either). Some are refused by the front
+            # end (not a valid JID resource), the rest by the room (nickname rules).
             carol = await sign_in(quick, "alice")  # a second session of Alice's account
             try:
-                await carol.join("ops", "   ", expect_error="jid-malformed")
+                invalid = {"tab": "a&#9;b", "newline": "a&#10;b", "empty": "", "spaces": "   ",
+                           "lead": " carol", "trail": "carol ", "huge": "y" * 1100,
+                           "long": "z" * 100, "del": "a\x7fb", "c1": "a\u0085b",
+                           "bidi": "a\u202eb", "zwsp": "a\u200bb", "decomposed": "e\u0301lodie"}
+                for case, nick in invalid.items():
+                    carol.send(f"<presence id='nick-{case}' to='ops@{SERVICE}/{nick}'>"
+                               f"<x xmlns='{NS_MUC}'/></presence>")
+                    err = await carol.stanza(carol.pres, lambda p: p.get("id") == f"nick-{case}",
+                                             what=f"error presence for the {case} nickname")
+                    assert err.get("type") == "error", ET.tostring(err)
+                    assert err.get("from") == f"ops@{SERVICE}", ET.tostring(err)
+                    assert err.find(".//{urn:ietf:params:xml:ns:xmpp-stanzas}jid-malformed") \
+                        is not None, ET.tostring(err)
+                # A nickname the room accepts still joins on the same session.
+                await carol.join("ops", "carol")
             finally:
                 await carol.c.close()
+            # A character XML forbids (U+0001) is a broken stream, not a join: stream error,
+            # only that session ends, and the room keeps serving the others.
+            dave = await sign_in(quick, "alice")
+            dave.send(f"<presence to='ops@{SERVICE}/a&#1;b'><x xmlns='{NS_MUC}'/></presence>")
+            err = await dave.c.next_from(dave.c.stream_errors, timeout=10, what="stream error")
+            assert err["condition"] == "not-well-formed", err
+            await asyncio.wait_for(dave.c.ended.wait(), 10)
+            alice.say("ops", "after the bad nicknames")
+            await bob.reflection("ops", "after the bad nicknames")
             # Huge subject and huge private message: refused, not relayed.
             await alice.join("hostile", "alice")
             await alice.configure("hostile", changesubject=1)
