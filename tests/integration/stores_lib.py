@@ -15,14 +15,15 @@ import signal
 import shutil
 import ssl
 import subprocess
-import time
 import urllib.request
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
+# build_dir and wait_until are the deployment library's (wait_until is re-exported for
+# test_stores.py and bench/store_failover).
+from lib.deployment import build_dir, wait_until  # noqa: F401
 
 
 def test_net() -> int:
@@ -30,27 +31,10 @@ def test_net() -> int:
 
 
 def tandemd() -> Path:
-    b = Path(os.environ.get("TANDEM_BUILD_DIR", str(REPO / "build")))
-    for name in ("tandemd", "tandemd-h3"):
-        if os.access(b / "bin" / name, os.X_OK):
-            return b / "bin" / name
+    b = build_dir()
+    if os.access(b / "bin" / "tandemd", os.X_OK):
+        return b / "bin" / "tandemd"
     raise AssertionError(f"no tandemd in {b}/bin: build it (cmake --build {b} --target tandemd)")
-
-
-def wait_until(pred: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while True:
-        try:
-            v = pred()
-            if v:
-                return v
-            last = v
-        except Exception as e:  # noqa: BLE001
-            last = f"{type(e).__name__}: {e}"
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}; last: {last!r}")
-        time.sleep(interval)
 
 
 def addr(x: int, y: int) -> str:

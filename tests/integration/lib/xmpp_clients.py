@@ -34,6 +34,9 @@ from typing import Any, Callable, Optional
 
 import yaml
 
+from lib import deployment
+from lib.deployment import build_dir  # noqa: F401 - part of this module's interface
+
 REPO = Path(__file__).resolve().parents[3]
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 DOMAIN = "example.test"
@@ -47,24 +50,9 @@ def addr(x: int, y: int) -> str:
     return f"127.{test_net()}.{x}.{y}"
 
 
-def build_dir() -> Path:
-    return Path(os.environ.get("TANDEM_BUILD_DIR", str(REPO / "build"))).resolve()
-
-
 def wait_until(pred: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while True:
-        try:
-            v = pred()
-            if v:
-                return v
-            last = v
-        except Exception as e:  # noqa: BLE001
-            last = f"{type(e).__name__}: {e}"
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}; last: {last!r}")
-        time.sleep(interval)
+    """lib.deployment.wait_until, polling every 0.1 s by default."""
+    return deployment.wait_until(pred, timeout, what, interval)
 
 
 # ---------------------------------------------------------------------------------------------
