@@ -109,6 +109,33 @@ class Writer(threading.Thread):
                 time.sleep(0.05)
 
 
+def start_writer_on_synchronized_pair(d: StoreDeployment, min_acked: int) -> Writer:
+    """Waits for sql1 SYNCHRONIZED, creates the table `acked` and starts a Writer on the pair;
+    returns once it has more than `min_acked` acknowledged commits."""
+    wait_until(lambda: d.status("sql1")["mirror_status"] == "SYNCHRONIZED", 120, "SYNCHRONIZED")
+    run(d, ["sql1", "sql1m"], "CREATE TABLE acked(id bigint PRIMARY KEY)")
+    w = Writer(d, "sql1", "sql1m")
+    w.start()
+    wait_until(lambda: len(w.acked) > min_acked, 30, "writer running")
+    return w
+
+
+def kill_principal_and_check_no_acknowledged_commit_lost(d: StoreDeployment, w: Writer) -> float:
+    """kill -9 of sql1 (agent and PostgreSQL) under the writer's load: sql1m takes over and
+    acknowledges commits again, and holds every commit acknowledged before. Stops the writer;
+    returns the time of the kill (commits in flight at the kill count as before it)."""
+    d.kill9("sql1")
+    killed_at = time.monotonic()
+    wait_until(lambda: role(d, "sql1m") == "Principal", 30, "automatic failover to sql1m")
+    wait_until(lambda: any(t > killed_at for _, t in w.acked), 30, "commits acknowledged again")
+    w.stop.set()
+    w.join(10)
+    present = {r[0] for r in run(d, "sql1m", "SELECT id FROM acked")}
+    missing = [i for i, _ in w.acked if i not in present]
+    assert not missing, f"{len(missing)} acknowledged commits lost: {missing[:10]}"
+    return killed_at
+
+
 def test_mirrored_store_becomes_synchronized(stores):
     d = stores(mirrored(3), TIMEOUT_ENV)
     wait_until(lambda: d.status("sql1")["mirror_status"] == "SYNCHRONIZED", 120, "sql1 SYNCHRONIZED")
@@ -125,24 +152,12 @@ def test_mirrored_store_becomes_synchronized(stores):
 
 def test_kill9_of_principal_loses_no_acknowledged_commit_and_old_principal_rejoins(stores):
     d = stores(mirrored(4), TIMEOUT_ENV)
-    wait_until(lambda: d.status("sql1")["mirror_status"] == "SYNCHRONIZED", 120, "SYNCHRONIZED")
-    run(d, ["sql1", "sql1m"], "CREATE TABLE acked(id bigint PRIMARY KEY)")
-    w = Writer(d, "sql1", "sql1m")
-    w.start()
-    wait_until(lambda: len(w.acked) > 200, 30, "writer running")
+    w = start_writer_on_synchronized_pair(d, 200)
     # The mirror only fails over if IT saw itself SYNCHRONIZED at its last contact (it polls
     # every second): killing before that is a different case (no automatic failover, by design).
     wait_until(lambda: d.status("sql1m")["mirror_status"] == "SYNCHRONIZED", 30,
                "the mirror sees itself SYNCHRONIZED")
-    d.kill9("sql1")  # agent and postgres, mid-stream
-    killed_at = time.monotonic()  # commits in flight at the kill count as before it
-    wait_until(lambda: role(d, "sql1m") == "Principal", 30, "automatic failover to sql1m")
-    wait_until(lambda: any(t > killed_at for _, t in w.acked), 30, "commits acknowledged again")
-    w.stop.set()
-    w.join(10)
-    present = {r[0] for r in run(d, "sql1m", "SELECT id FROM acked")}
-    missing = [i for i, _ in w.acked if i not in present]
-    assert not missing, f"{len(missing)} acknowledged commits lost: {missing[:10]}"
+    killed_at = kill_principal_and_check_no_acknowledged_commit_lost(d, w)
     before = max(t for _, t in w.acked if t <= killed_at)
     after = min(t for _, t in w.acked if t > killed_at)
     print(f"unavailability {after - before:.2f} s with a 3 s partner timeout")
@@ -341,11 +356,7 @@ def _exposed(d: StoreDeployment, name: str) -> bool:
 
 def test_principal_serves_exposed_when_its_mirror_is_lost_and_resynchronizes_4(stores):
     d = stores(mirrored(11), TIMEOUT_ENV)
-    wait_until(lambda: d.status("sql1")["mirror_status"] == "SYNCHRONIZED", 120, "SYNCHRONIZED")
-    run(d, ["sql1", "sql1m"], "CREATE TABLE acked(id bigint PRIMARY KEY)")
-    w = Writer(d, "sql1", "sql1m")
-    w.start()
-    wait_until(lambda: len(w.acked) > 100, 30, "writer running")
+    w = start_writer_on_synchronized_pair(d, 100)
     wait_until(lambda: d.status("sql1m")["mirror_status"] == "SYNCHRONIZED", 30, "mirror sees SYNCHRONIZED")
     d.kill9("sql1m")  # the mirror only (agent and PostgreSQL): the principal and witness are fine
     killed_at = time.monotonic()
@@ -370,15 +381,7 @@ def test_principal_serves_exposed_when_its_mirror_is_lost_and_resynchronizes_4(s
     # Now the principal dies: the mirror was SYNCHRONIZED, so it takes over with every
     # acknowledged commit, those of the exposed period included.
     wait_until(lambda: d.status("sql1m")["mirror_status"] == "SYNCHRONIZED", 30, "mirror sees SYNCHRONIZED")
-    d.kill9("sql1")
-    killed_at = time.monotonic()
-    wait_until(lambda: role(d, "sql1m") == "Principal", 30, "automatic failover to sql1m")
-    wait_until(lambda: any(t > killed_at for _, t in w.acked), 30, "commits acknowledged again")
-    w.stop.set()
-    w.join(10)
-    present = {r[0] for r in run(d, "sql1m", "SELECT id FROM acked")}
-    missing = [i for i, _ in w.acked if i not in present]
-    assert not missing, f"{len(missing)} acknowledged commits lost: {missing[:10]}"
+    kill_principal_and_check_no_acknowledged_commit_lost(d, w)
 
 
 def test_mirror_that_missed_exposed_commits_is_never_promoted_and_lost_quorum_blocks_4(stores):
