@@ -73,3 +73,15 @@ def deploy_module(request):
         yield factory
     finally:
         factory.close()
+
+
+@pytest.fixture(scope="module")
+def lab():
+    """The front-end lab of the test_frontend*.py files (lib/frontend_lab.make_lab): started
+    once per test module, closed after its last test."""
+    from lib.frontend_lab import make_lab
+    lab = make_lab("fe")
+    try:
+        yield lab
+    finally:
+        lab.close()
