@@ -267,10 +267,13 @@ void registerUserCommands(CLI::App& app, Context& ctx) {
           for (auto& x : (*r)["sessions"]) sessions.push_back(x);
         }
       }
-      Table table({"JID", "SERVER", "CLIENT ADDRESS", "SINCE", "AVAILABLE", "SM"});
+      // SERVER holds the session; VIA is where its client is connected when that is another
+      // server of the pool (proxy mode, docs/frontend.md), "-" otherwise.
+      Table table({"JID", "SERVER", "VIA", "CLIENT ADDRESS", "SINCE", "AVAILABLE", "SM"});
       for (const auto& s : sessions) {
-        table.addRow({s.value("jid", ""), s.value("server", ""), s.value("address", ""),
-                      s.value("since", ""), s.value("available", false) ? "yes" : "no",
+        std::string via = s.value("proxied_via", "");
+        table.addRow({s.value("jid", ""), s.value("server", ""), via.empty() ? "-" : via,
+                      s.value("address", ""), s.value("since", ""), s.value("available", false) ? "yes" : "no",
                       s.value("detached", false) ? "detached"
                                                  : (s.value("stream_management", false) ? "yes" : "no")});
       }
@@ -298,13 +301,18 @@ void registerUserCommands(CLI::App& app, Context& ctx) {
       auto opts = rpc::clientOptionsFromStateDir(ctx.state_dir);
       if (!opts) return (void)(ctx.exit_code = reportError(opts.error()));
       nlohmann::json servers = nlohmann::json::array();
-      Table table({"SERVER", "ADDRESS", "HEALTH", "SESSIONS", "RING", "COMPONENTS"});
+      // PROXIED: sessions held here whose client is connected to another server; RELAYED:
+      // client connections here relayed to the server that holds their session.
+      Table table({"SERVER", "ADDRESS", "HEALTH", "SESSIONS", "PROXIED", "RELAYED", "RING",
+                   "COMPONENTS"});
       for (const auto& s : (*p)->servers) {
         rpc::AdminClient c(s.address, 8443, *opts);
         auto st = c.get("/status");
         nlohmann::json row{{"fqdn", s.fqdn}, {"address", s.address}, {"healthy", bool(st)}};
         if (st) {
           row["sessions"] = (*st)["sessions"];
+          row["proxied_sessions"] = st->value("proxied_sessions", 0);
+          row["proxied_connections"] = st->value("proxied_connections", nlohmann::json::array());
           row["ring"] = (*st)["healthy_servers"];
           row["links"] = (*st)["links"];
           row["components"] = (*st)["components"];
@@ -316,7 +324,9 @@ void registerUserCommands(CLI::App& app, Context& ctx) {
           for (const auto& r : (*st)["healthy_servers"]) ring += (ring.empty() ? "" : ",") + r.get<std::string>();
         }
         table.addRow({s.fqdn, s.address, st ? "up" : "down",
-                      st ? std::to_string((*st)["sessions"].get<int>()) : "-", st ? ring : "-",
+                      st ? std::to_string((*st)["sessions"].get<int>()) : "-",
+                      st ? std::to_string(row["proxied_sessions"].get<int>()) : "-",
+                      st ? std::to_string(row["proxied_connections"].size()) : "-", st ? ring : "-",
                       st ? std::to_string((*st)["components"].size()) : "-"});
         servers.push_back(row);
       }

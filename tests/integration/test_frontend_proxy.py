@@ -167,3 +167,32 @@ def test_owner_death_ends_proxied_sessions_and_clients_reconnect():
         run(go(), 90)
     finally:
         lab.close()
+
+
+def test_tandemctl_shows_where_a_proxied_sessions_client_is(lab):
+    """`user sessions` names the via server (VIA); `pool status` counts the proxied session at
+    the owner and the relayed connection at the via server, in the table and in --json."""
+    owner, via = non_owner(lab, "erin")
+    servers = lab.servers()
+
+    async def go():
+        erin = await AioWatch("erin", servers[via], lab.ca_file).start()
+        try:
+            table = lab.ctl("user", "sessions", "--user", "erin").stdout
+            header, row = table.splitlines()[0].split(), next(
+                line.split() for line in table.splitlines() if line.startswith(jid("erin")))
+            assert header[:3] == ["JID", "SERVER", "VIA"], table
+            assert row[1:3] == [owner, via], table
+            status = json.loads(lab.ctl("pool", "status", "--pool", POOL1, "--json").stdout)
+            by_server = {s["fqdn"]: s for s in status["servers"]}
+            assert by_server[owner]["proxied_sessions"] == 1, by_server[owner]
+            assert [r["owner"] for r in by_server[via]["proxied_connections"]] == [owner], by_server[via]
+            assert by_server[via]["proxied_sessions"] == 0 and not by_server[owner]["proxied_connections"]
+            table = lab.ctl("pool", "status", "--pool", POOL1).stdout
+            cols = table.splitlines()[0].split()
+            rows = {line.split()[0]: line.split() for line in table.splitlines()[1:] if line.strip()}
+            assert rows[owner][cols.index("PROXIED")] == "1", table
+            assert rows[via][cols.index("RELAYED")] == "1", table
+        finally:
+            await erin.c.close()
+    run(go(), 90)
