@@ -9,6 +9,8 @@
 
 namespace tandem::hadr {
 
+using internal::callAgent;
+using internal::fact;
 using namespace std::chrono_literals;
 
 nlohmann::json toJson(const MemberState& m) {
@@ -61,11 +63,6 @@ Result<std::vector<MemberState>> mirrorState(const Env& env, const std::string& 
 
 namespace {
 
-std::string fact(const StepContext& ctx, const char* key) {
-  auto it = ctx.facts.find(key);
-  return it != ctx.facts.end() && it->is_string() ? it->get<std::string>() : "";
-}
-
 Status dbFailoverGate(Env& env, const std::string& store, bool force, StepContext& ctx) {
   auto pair = mirroredPair(env, store);
   if (!pair) return pair.error();
@@ -115,11 +112,7 @@ Step fencePrincipal(Env& env) {
     auto st = env.agentStatus(p);
     if (!st) return "principal `" + p + "` does not answer: isolated, it cannot acknowledge a commit";
     if (st->role == "Fenced" || st->role == "Mirror") return "`" + p + "` was already " + st->role;
-    auto a = env.agent(p);
-    if (!a) return fail(a.error());
-    auto r = a->fence();
-    if (!r) return fail(r.error());
-    return *r;
+    return callAgent(env, p, [](sqlagent::Client& a) { return a.fence(); });
   };
   s.verify = [&env](const StepContext& ctx) -> Status {
     auto st = env.agentStatus(fact(ctx, "principal"));
@@ -143,10 +136,8 @@ Step promoteMirror(Env& env) {
     auto st = env.agentStatus(m);
     if (!st) return fail(st.error());
     if (isWritableRole(st->role)) return "`" + m + "` was already the principal";
-    auto a = env.agent(m);
-    if (!a) return fail(a.error());
-    auto r = a->promote();
-    if (!r) return fail(r.error());
+    auto r = callAgent(env, m, [](sqlagent::Client& a) { return a.promote(); });
+    if (!r) return r;
     return *r + " (" + fact(ctx, "loss") + ")";
   };
   s.verify = [&env](const StepContext& ctx) -> Status {
@@ -178,11 +169,7 @@ Step rejoinOldPrincipal(Env& env) {
     }
     auto st = env.agentStatus(p);
     if (st && st->role == "Mirror" && st->principal == m) return "`" + p + "` was already the mirror of `" + m + "`";
-    auto a = env.agent(p);
-    if (!a) return fail(a.error());
-    auto r = a->rejoin(m);
-    if (!r) return fail(r.error());
-    return *r;
+    return callAgent(env, p, [&m](sqlagent::Client& a) { return a.rejoin(m); });
   };
   return s;
 }

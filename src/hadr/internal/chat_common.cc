@@ -1,4 +1,5 @@
-// Helpers shared by the chat runbooks: eligible servers, setting keys, polling, message counts.
+// Helpers shared by the hadr runbooks: eligible servers, setting keys, facts, agent calls, polling,
+// message counts.
 #include "hadr/internal/chat_common.h"
 
 #include <algorithm>
@@ -141,6 +142,16 @@ namespace internal {
 std::string fact(const StepContext& ctx, const char* key) {
   auto it = ctx.facts.find(key);
   return it != ctx.facts.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+Result<std::string> callAgent(const Env& env, const std::string& store,
+                              const std::function<Result<std::string>(sqlagent::Client&)>& op,
+                              const std::string& context) {
+  auto a = env.agent(store);
+  if (!a) return fail(a.error());
+  auto r = op(*a);
+  if (!r && !context.empty()) return fail(r.error().withContext(context));
+  return r;
 }
 
 Step setActiveServersStep(Env& env, const std::string& pool, const char* site_fact,

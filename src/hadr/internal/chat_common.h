@@ -1,4 +1,4 @@
-// Helpers shared by the chat failover and failback runbooks (internal to hadr).
+// Helpers shared by the hadr runbooks: chat failover and failback, db failover (internal to hadr).
 #pragma once
 
 #include <chrono>
@@ -19,6 +19,12 @@ Status pollUntil(const StepContext& ctx, const std::function<Status()>& check);
 
 // The string fact `key` recorded by the gate, or "" when absent.
 std::string fact(const StepContext& ctx, const char* key);
+
+// Runs `op` (one call such as fence, promote, restore) on the agent of `store`: the agent's
+// outcome sentence, or its error with `context` in front when one is given. Blocks on the agent.
+Result<std::string> callAgent(const Env& env, const std::string& store,
+                              const std::function<Result<std::string>(sqlagent::Client&)>& op,
+                              const std::string& context = "");
 
 // "set the active servers": writes ctx.facts["active_servers"] to the CMS setting of `pool`
 // (idempotent; verified by reading it back). `site_fact` names the fact holding the site those
