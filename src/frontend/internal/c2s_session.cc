@@ -198,13 +198,19 @@ asio::awaitable<void> C2sSession::run() {
   bool clean = false;
   auto t = transport_;  // keeps the stream alive while a read is in flight
   try {
-    if (direct_tls_) co_await t->handshakeServer();
-    if (direct_tls_) stage_ = Stage::kSecured;
-    // Small on purpose: one buffer per connection, most of them idle (TLS records are ≤ 16 KiB
-    // and simply take several reads).
-    std::vector<char> buf(4096);
+    if (direct_tls_) {
+      co_await t->handshakeServer();
+      stage_ = Stage::kSecured;
+    }
     while (transport_ && !closing_) {
-      size_t n = co_await t->readSome(buf.data(), buf.size());
+      // No buffer per connection (most are idle, issue #6): read into the thread's buffer and
+      // hand it all to the parser before the next suspension point. Drain before waiting.
+      std::span<char> buf = x::threadReadBuffer();
+      size_t n = t->readNow(buf.data(), buf.size());
+      if (n == 0) {
+        co_await t->waitReadable();
+        continue;
+      }
       if (!takeTokens(n)) {
         core_.metrics().addCounter("tandem_frontend_policy_violations_total");
         closeWithError("policy-violation", "you are sending too fast");
