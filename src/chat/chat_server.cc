@@ -26,7 +26,7 @@ namespace {
 
 // What a chat server takes from one CMS snapshot.
 struct PoolView {
-  std::string pool, service, state = "Normal", store, frontend_pool;
+  std::string pool, service, state = "Normal", store, frontend_pool, default_category;
   std::vector<std::string> store_addresses, active_servers, frontend_addresses;
   std::vector<topology::Room> demo_rooms;
   bool active = false;
@@ -45,6 +45,8 @@ Result<PoolView> viewOf(const cms::Snapshot& snap, const std::string& server) {
   v.state = snap.chatState(pool->fqdn);
   v.active_servers = snap.activeServers(pool->fqdn);
   v.frontend_pool = snap.chatFrontendPool(pool->fqdn);
+  auto category = snap.setting("chat." + pool->fqdn + ".default_category");
+  v.default_category = category.is_string() ? category.get<std::string>() : kDefaultCategory;
   if (v.frontend_pool.empty()) v.frontend_pool = pool->frontend_pool;
   bool failed_over = v.state == "FailedOver";
   v.store = failed_over ? pool->backup_store : pool->store;
@@ -139,6 +141,7 @@ void ChatServer::Impl::apply(const cms::Snapshot& snap) {
     schema_ready = false;
   }
   view = *v;
+  muc->setDefaultCategory(view.default_category);
   if (!view.active) {
     muc->setOwnership([](const std::string&) { return false; }, false);
     mgc_pool->resetAll();
@@ -356,6 +359,7 @@ nlohmann::json ChatServer::status() {
         {"store", {{"name", v.store}, {"addresses", v.store_addresses}, {"database", kMgcDatabase},
                    {"in_use", v.active}}},
         {"frontend_pool", v.frontend_pool},
+        {"default_category", v.default_category},
         {"frontends", fes},
         {"rooms_owned", i.muc->loadedRooms()},
         {"occupants", s.occupants},

@@ -170,7 +170,8 @@ xml::Element MucService::configForm(const Room& room) const {
   x.addChild(field("muc#roomconfig_whois", "list-single", "Real JIDs visible to", "anyone"));
   x.addChild(boolField("muc#roomconfig_enablelogging", "History is archived", true));
   // The category (docs/persistent-chat.md "Categories"): an existing category that lets the
-  // submitter create rooms in it; a room created over XMPP starts in `general`.
+  // submitter create rooms in it; a room created over XMPP starts in the pool's default
+  // category (CMS chat.<pool>.default_category, `general` unless set).
   x.addChild(field("tandem#category", "text-single", "Category", room.rec.category));
   return x;
 }
@@ -223,46 +224,73 @@ void MucService::onOwnerIq(Room& room, const xml::Element& iq, const xml::Elemen
       if (f->attr("var") == "tandem#category") wanted = f->childText("value");
     }
   }
+  // An unsaved room (its creator is not among the default category's creators) is checked
+  // against the category its form names, or the default one again: nothing else saves it.
+  if (room.unsaved) {
+    configureInCategory(room, iq, x, wanted.empty() ? room.rec.category : wanted);
+    return;
+  }
   if (x && !wanted.empty() && wanted != room.rec.category) {
-    // Another category: it must exist and let the submitter create rooms in it. Looked up on
-    // the write strand (it sees every earlier category change), applied back home.
-    auto alive = alive_;
-    std::string name = room.rec.name;
-    xml::Element form = *x;
-    db_.write([this, alive, name, iq, form, wanted](Result<store::Connection*> c)
-                  -> std::function<void()> {
-      Result<std::optional<Category>> cat = c ? findCategory(**c, wanted)
-                                              : Result<std::optional<Category>>(fail(c.error()));
-      return [this, alive, name, iq, form, wanted, cat]() {
-        if (!*alive) return;
-        auto it = rooms_.find(name);
-        if (it == rooms_.end() || !it->second->exists) {
-          sendError(iq, "cancel", "item-not-found", "No such room.");
-          return;
-        }
-        if (!cat) {
-          sendError(iq, "wait", "internal-server-error", "The chat store is unavailable.");
-          return;
-        }
-        if (!cat->has_value()) {
-          sendError(iq, "modify", "not-acceptable",
-                    "There is no room category named " + wanted + ".");
-          return;
-        }
-        if (!principalMatches((*cat)->creators, bareOf(iq.attr("from")))) {
-          sendError(iq, "auth", "forbidden",
-                    "Category " + wanted + " does not let you create rooms in it.");
-          return;
-        }
-        Room& r = *it->second;
-        r.rec.category = wanted;
-        r.category = **cat;
-        finishConfig(r, iq, &form);
-      };
-    });
+    configureInCategory(room, iq, x, wanted);
     return;
   }
   finishConfig(room, iq, x);
+}
+
+// The category must exist and admit the submitter as a creator; looked up on the write strand
+// (it sees every earlier category change), applied back home. Refusals leave the room as it
+// was (still locked, and still unsaved, if it was being created).
+void MucService::configureInCategory(Room& room, const xml::Element& iq, const xml::Element* x,
+                                     const std::string& category) {
+  auto alive = alive_;
+  std::string name = room.rec.name;
+  std::optional<xml::Element> form;
+  if (x) form = *x;
+  db_.write([this, alive, name, iq, form, category](Result<store::Connection*> c)
+                -> std::function<void()> {
+    Result<std::optional<Category>> cat = c ? findCategory(**c, category)
+                                            : Result<std::optional<Category>>(fail(c.error()));
+    return [this, alive, name, iq, form, category, cat]() {
+      if (!*alive) return;
+      auto it = rooms_.find(name);
+      if (it == rooms_.end() || !it->second->exists) {
+        sendError(iq, "cancel", "item-not-found", "No such room.");
+        return;
+      }
+      if (!cat) {
+        sendError(iq, "wait", "internal-server-error", "The chat store is unavailable.");
+        return;
+      }
+      if (!cat->has_value()) {
+        sendError(iq, "modify", "not-acceptable",
+                  "There is no room category named " + category + ".");
+        return;
+      }
+      if (!principalMatches((*cat)->creators, bareOf(iq.attr("from")))) {
+        sendError(iq, "auth", "forbidden",
+                  "Category " + category + " does not let you create rooms in it" +
+                      (it->second->unsaved ? "; name another in the form field tandem#category."
+                                           : "."));
+        return;
+      }
+      Room& r = *it->second;
+      r.rec.category = category;
+      r.category = **cat;
+      if (r.unsaved) {
+        // Saved now, with the owner's affiliations; finishConfig's save follows it on the
+        // same write strand.
+        r.unsaved = false;
+        RoomRecord rec = r.rec;
+        db_.write([rec](Result<store::Connection*> conn) -> std::function<void()> {
+          auto created = conn ? createRoom(**conn, rec) : Result<bool>(fail(conn.error()));
+          if (!created) spdlog::error("room {}: creating it in the chat store failed: {}",
+                                      rec.name, created.error().message());
+          return {};
+        });
+      }
+      finishConfig(r, iq, form ? &*form : nullptr);
+    };
+  });
 }
 
 void MucService::finishConfig(Room& room, const xml::Element& iq, const xml::Element* x) {

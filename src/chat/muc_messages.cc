@@ -26,6 +26,11 @@ void MucService::onMessage(Room& room, const xml::Element& m, const std::string&
     sendError(m, "cancel", "item-not-found", "No such room.");
     return;
   }
+  if (room.unsaved) {  // nothing may be stored before the room itself is
+    sendError(m, "cancel", "not-allowed",
+              "The room is not created yet; its owner must submit its configuration form first.");
+    return;
+  }
   const std::string from = m.attr("from");
   auto sender = room.nick_of.find(from);
   if (!nick.empty()) {  // private message to one occupant (XEP-0045 §7.5)

@@ -36,6 +36,15 @@ MucService::MucService(asio::any_io_executor home, Options o, GroupCommitWriter&
 
 MucService::~MucService() { *alive_ = false; }
 
+void MucService::setDefaultCategory(std::string category) {
+  if (category.empty()) category = kDefaultCategory;
+  if (category != default_category_) {
+    spdlog::info("chat service {}: rooms created over XMPP start in category {}",
+                 options_.service, category);
+  }
+  default_category_ = std::move(category);
+}
+
 MucStats MucService::stats() const {
   MucStats s = stats_;
   s.rooms = 0;
@@ -139,7 +148,9 @@ void MucService::loadRoom(const std::string& name) {
   auto alive = alive_;
   // On the write strand, not the read pool: a load must see every earlier create, save and
   // delete of the room (e.g. a destroy followed at once by a query).
-  db_.write([this, alive, name](Result<store::Connection*> c) -> std::function<void()> {
+  const std::string fresh_category = default_category_;  // for a room that does not exist yet
+  db_.write([this, alive, name, fresh_category](Result<store::Connection*> c)
+                -> std::function<void()> {
     Status st;
     std::optional<RoomRecord> rec;
     std::optional<Category> cat;
@@ -151,12 +162,12 @@ void MucService::loadRoom(const std::string& name) {
         st = r.error();
       } else {
         rec = *r;
-        auto k = findCategory(**c, rec ? rec->category : kDefaultCategory);
+        auto k = findCategory(**c, rec ? rec->category : fresh_category);
         if (!k) st = k.error();
         else cat = *k;
       }
     }
-    return [this, alive, name, st, rec, cat]() {
+    return [this, alive, name, fresh_category, st, rec, cat]() {
       if (!*alive) return;
       auto it = rooms_.find(name);
       if (it == rooms_.end()) return;
@@ -174,7 +185,9 @@ void MucService::loadRoom(const std::string& name) {
       room.loaded = true;
       room.exists = rec.has_value();
       if (rec) room.rec = *rec;
-      room.category = cat ? *cat : Category{kDefaultCategory, "", {}, {}};
+      // A category that does not exist admits nobody (a default_category naming a category
+      // not added yet): creation then needs a configuration form naming one that does.
+      room.category = cat ? *cat : Category{rec ? rec->category : fresh_category, "", {}, {}};
       for (auto& s : waiting) {
         auto again = rooms_.find(name);
         if (again == rooms_.end() || again->second.get() != &room) break;
@@ -199,6 +212,7 @@ std::string MucService::roleFor(const Room& room, const std::string& aff) const 
 }
 
 void MucService::persistRoom(const Room& room) {
+  if (room.unsaved) return;  // written whole when its configuration is accepted
   RoomRecord rec = room.rec;
   db_.write([rec](Result<store::Connection*> c) -> std::function<void()> {
     Status st = c ? saveRoom(**c, rec) : c.error();
@@ -209,6 +223,7 @@ void MucService::persistRoom(const Room& room) {
 
 void MucService::persistAffiliation(const Room& room, const std::string& jid,
                                     const std::string& aff) {
+  if (room.unsaved) return;  // written with the room when its configuration is accepted
   std::string name = room.rec.name;
   db_.write([name, jid, aff](Result<store::Connection*> c) -> std::function<void()> {
     Status st = c ? setAffiliation(**c, name, jid, aff) : c.error();
@@ -226,7 +241,8 @@ void MucService::onPresence(Room& room, const xml::Element& p, const std::string
   if (type == "unavailable") {
     if (current != room.nick_of.end()) {
       leave(room, from, p.childText("status"), {});
-      if (room.exists && room.occupants.empty() && !room.rec.config.persistent) {
+      if (room.exists && room.occupants.empty() &&
+          (room.unsaved || !room.rec.config.persistent)) {
         destroyRoom(room, "", "");
       }
     }
@@ -329,16 +345,17 @@ void MucService::join(Room& room, const xml::Element& p, const std::string& nick
   }
   bool created = false;
   if (!room.exists) {
-    if (!principalMatches(room.category.creators, bare)) {
-      sendError(p, "cancel", "not-allowed",
-                "You may not create rooms in category " + room.category.name + ".");
-      return;
-    }
+    // The room starts in the pool's default category. A creator that category does not admit
+    // still gets the locked room, in memory only: its first configuration form must name a
+    // category that admits them (tandem#category), and only then is the room saved.
     room.exists = true;
     room.locked = true;  // XEP-0045 §10.1: locked until the owner configures it
     room.rec.category = room.category.name;
     room.rec.affiliations[bare] = "owner";
     created = true;
+    room.unsaved = !principalMatches(room.category.creators, bare);
+  }
+  if (created && !room.unsaved) {
     RoomRecord rec = room.rec;
     db_.write([rec](Result<store::Connection*> c) -> std::function<void()> {
       auto r = c ? createRoom(**c, rec) : Result<bool>(fail(c.error()));

@@ -32,6 +32,7 @@
 #include "chat/db_runner.h"
 #include "chat/group_commit.h"
 #include "chat/room_store.h"
+#include "chat/schema.h"
 #include "xml/element.h"
 
 namespace tandem::chat {
@@ -76,6 +77,10 @@ class MucService {
   // With `active` false every room is evicted and every stanza refused.
   void setOwnership(OwnerCheck owns, bool active);
 
+  // The category a room created over XMPP starts in (CMS `chat.<pool>.default_category`,
+  // default `general`); applies to rooms loaded from now on.
+  void setDefaultCategory(std::string category);
+
   MucStats stats() const;
   // Room names currently held in memory (owned and loaded).
   std::vector<std::string> loadedRooms() const;
@@ -95,6 +100,9 @@ class MucService {
     RoomRecord rec;
     Category category;                          // the room's category (creation/join rules)
     bool loaded = false, exists = false, locked = false;
+    // Created by a join whose creator the default category does not admit: held in memory
+    // only (locked) until its first configuration form names a category that admits them.
+    bool unsaved = false;
     std::vector<xml::Element> waiting;          // stanzas that arrived while loading
     std::map<std::string, Occupant> occupants;  // by nick
     std::map<std::string, std::string> nick_of; // full JID -> nick
@@ -144,6 +152,10 @@ class MucService {
   // Applies a submitted configuration (x may be null: an empty instant-room form), unlocks the
   // room, saves it, answers `iq`, and adjusts occupants to the new membership/moderation.
   void finishConfig(Room& room, const xml::Element& iq, const xml::Element* x);
+  // Checks `category` (it must exist and admit the submitter as a creator), then moves the
+  // room there (saving an unsaved room) and finishes the configuration.
+  void configureInCategory(Room& room, const xml::Element& iq, const xml::Element* x,
+                           const std::string& category);
 
   void sendError(const xml::Element& stanza, const std::string& type, const std::string& cond,
                  const std::string& text = "");
@@ -152,6 +164,7 @@ class MucService {
 
   asio::any_io_executor home_;
   Options options_;
+  std::string default_category_ = kDefaultCategory;
   GroupCommitWriter& writer_;
   DbRunner& db_;
   Sender send_;

@@ -79,8 +79,21 @@ Status validateChat(const Topology& t, const std::string& key, const std::string
                              frontendPools(t) + "), not " + value.dump());
     return Status::ok();
   }
-  return invalidArgument("unknown setting `" + key +
-                         "`: a chat pool has state, active_servers and frontend_pool");
+  if (field == "default_category") {
+    // The category must exist in the pool's mgc when a room is created; the CMS cannot see
+    // mgc, so only the name is checked here (the chat server refuses creation otherwise).
+    bool ok = value.is_string() && !value.get<std::string>().empty() &&
+              value.get<std::string>().size() <= 255;
+    if (ok)
+      for (unsigned char c : value.get<std::string>()) ok = ok && c >= 0x20 && c != 0x7f;
+    if (!ok)
+      return invalidArgument("setting `" + key + "` must name a room category (1-255 "
+                             "characters, no control characters; see `tandemctl chat category "
+                             "list`), not " + value.dump());
+    return Status::ok();
+  }
+  return invalidArgument("unknown setting `" + key + "`: a chat pool has state, active_servers, "
+                         "frontend_pool and default_category");
 }
 
 Status validateUser(const Topology& t, const std::string& key, const nlohmann::json& value) {
@@ -135,7 +148,8 @@ Status validateSetting(const Topology& t, const std::string& key, const nlohmann
   if (startsWith(key, kUsersPrefix) && key.size() > 6) return validateUser(t, key, value);
   if (startsWith(key, kFrontendPrefix) && key.size() > 9) return validateFrontend(t, key, value);
   return invalidArgument("unknown setting `" + key + "`; known keys: chat.<pool>.state, "
-                         "chat.<pool>.active_servers, chat.<pool>.frontend_pool, users.<name>, "
+                         "chat.<pool>.active_servers, chat.<pool>.frontend_pool, "
+                         "chat.<pool>.default_category, users.<name>, "
                          "frontend.<pool>.redirect");
 }
 
@@ -145,6 +159,7 @@ nlohmann::json defaultSettings(const Topology& t) {
     s["chat." + p->fqdn + ".state"] = "Normal";
     s["chat." + p->fqdn + ".active_servers"] = p->active_servers;
     s["chat." + p->fqdn + ".frontend_pool"] = p->frontend_pool;
+    s["chat." + p->fqdn + ".default_category"] = "general";
   }
   for (const auto& u : t.users) s["users." + u.name] = {{"pool", u.pool}};
   return s;
@@ -178,7 +193,7 @@ std::vector<std::string> diffSettings(const nlohmann::json& before, const nlohma
 
 std::vector<std::string> settingKeyPatterns() {
   return {"chat.<pool>.state", "chat.<pool>.active_servers", "chat.<pool>.frontend_pool",
-          "users.<name>", "frontend.<pool>.redirect"};
+          "chat.<pool>.default_category", "users.<name>", "frontend.<pool>.redirect"};
 }
 
 }  // namespace tandem::cms

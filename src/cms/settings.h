@@ -5,14 +5,18 @@
 //   chat.<chat pool>.state           "Normal" | "FailedOver"
 //   chat.<chat pool>.active_servers  ["chat1a.example.test", ...]  (servers of that pool; may be [])
 //   chat.<chat pool>.frontend_pool   "pool1.example.test"           (a front-end pool)
+//   chat.<chat pool>.default_category "general": the category a room created over XMPP starts
+//                                    in (its creator must be among its creators unless the
+//                                    room's first configuration form names another category)
 //   users.<name>                     {"pool": "<front-end pool>", ...other string fields kept}
 //   frontend.<front-end pool>.redirect  "redirect" | "proxy" | "auto": what a server does with a
 //                                    client of a user served by another server (see-other-host,
 //                                    relay to the owner, or redirect then relay a client that
 //                                    comes back). Unset means "auto".
 // Any other key is refused. Every published version carries the complete settings: defaults
-// derived from the topology (state Normal, the file's active_servers and frontend_pool, its
-// users) are filled in for keys the operator has not set. Pure functions; thread-safe.
+// derived from the topology (state Normal, the file's active_servers and frontend_pool,
+// default_category general, its users) are filled in for keys the operator has not set. Pure
+// functions; thread-safe.
 #pragma once
 
 #include <string>

@@ -133,3 +133,75 @@ def test_creator_chooses_the_category_in_the_configuration_form(quick):
     assert quick.ctl("chat", "room", "show", "--name", "bobs", json=True)["category"] == "general"
     quick.ctl("chat", "room", "remove", "--name", "sketches", "--yes")
     quick.ctl("chat", "category", "remove", "--name", "design")
+
+
+def test_default_category_setting_and_a_creator_it_does_not_admit(quick):
+    """chat.<pool>.default_category names the category XMPP-created rooms start in. A creator
+    that category does not admit still gets the locked room, but it is saved only when its
+    first configuration form names a category that admits them."""
+    from test_chat_muc import NS_OWNER
+    key = f"chat.{SERVICE}.default_category"
+    for bad in ('""', "7", '["design"]'):
+        cp = quick.ctl("config", "set", key, bad, check=False)
+        assert cp.returncode == 2 and "must name a room category" in cp.stderr, cp.stderr
+    quick.ctl("chat", "category", "add", "--name", "design", "--creators", "alice@example.test",
+              "--members", "*")
+    quick.ctl("config", "set", key, "design")
+    push_newest_version(quick)
+    quick.wait_until(lambda: quick.admin("chat1a.example.test", "/status")["chat"]
+                     .get("default_category") == "design", timeout=5,
+                     what="chat server follows default_category")
+
+    def form(category=None):
+        f = (f"<field var='tandem#category'><value>{category}</value></field>"
+             if category else "")
+        return (f"<query xmlns='{NS_OWNER}'><x xmlns='jabber:x:data' type='submit'>"
+                f"<field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig</value>"
+                f"</field>{f}</x></query>")
+
+    async def scenario():
+        alice, bob = await sign_in(quick, "alice"), await sign_in(quick, "bob")
+        try:
+            # Alice is among design's creators: her room starts (and stays) there.
+            await alice.join("drafts", "alice")
+            await alice.iq(f"drafts@{SERVICE}", "set", form())
+            # Bob is not: he gets his locked room (201) but nothing is stored yet.
+            await bob.join("bobs-notes", "bob")
+            bob.send(f"<message to='bobs-notes@{SERVICE}' type='groupchat' id='early'>"
+                     f"<body>too early</body></message>")
+            err = await bob.message(lambda m: m.get("id") == "early", what="refused message")
+            assert err.find(".//{urn:ietf:params:xml:ns:xmpp-stanzas}not-allowed") is not None
+            # An instant room is checked against design: refused, the room stays locked.
+            await bob.iq(f"bobs-notes@{SERVICE}", "set", form(), expect_error="forbidden")
+            await alice.join("bobs-notes", "alice", expect_error="item-not-found")
+            # Naming general in the form: created there.
+            await bob.iq(f"bobs-notes@{SERVICE}", "set", form("general"))
+            await alice.join("bobs-notes", "alice")
+            bob.say("bobs-notes", "now stored")
+            await alice.reflection("bobs-notes", "now stored")
+            # A room Bob leaves before it is saved is gone: Alice may create it in design.
+            await bob.join("abandoned", "bob")
+            bob.send(f"<presence to='abandoned@{SERVICE}/bob' type='unavailable'/>")
+            await bob.stanza(bob.pres, lambda p: p.get("from") == f"abandoned@{SERVICE}/bob"
+                             and p.get("type") == "unavailable", what="left the unsaved room")
+            created = await alice.join("abandoned", "alice")
+            codes = {s.get("code") for s in created.iter(
+                "{http://jabber.org/protocol/muc#user}status")}
+            assert "201" in codes, codes
+            await alice.iq(f"abandoned@{SERVICE}", "set", form())
+        finally:
+            await alice.c.close()
+            await bob.c.close()
+    try:
+        asyncio.run(scenario())
+        assert quick.ctl("chat", "room", "show", "--name", "drafts", json=True)["category"] == "design"
+        assert quick.ctl("chat", "room", "show", "--name", "bobs-notes",
+                         json=True)["category"] == "general"
+        assert quick.ctl("chat", "room", "show", "--name", "abandoned",
+                         json=True)["category"] == "design"
+    finally:
+        quick.ctl("config", "set", key, "general")
+        push_newest_version(quick)
+        for room in ("drafts", "bobs-notes", "abandoned"):
+            quick.ctl("chat", "room", "remove", "--name", room, "--yes", check=False)
+        quick.ctl("chat", "category", "remove", "--name", "design", check=False)

@@ -82,6 +82,12 @@ TEST_F(ReplicaTest, SettingsAreValidatedAgainstTheTopology) {
                                {"chata1.example.test", "chata1.example.test"})
                    .isOk());
   EXPECT_FALSE(validateSetting(t, "chat.chat.example.test.frontend_pool", "chat.example.test").isOk());
+  EXPECT_TRUE(validateSetting(t, "chat.chat.example.test.default_category", "eng").isOk());
+  EXPECT_FALSE(validateSetting(t, "chat.chat.example.test.default_category", "").isOk());
+  EXPECT_FALSE(validateSetting(t, "chat.chat.example.test.default_category", 7).isOk());
+  EXPECT_FALSE(validateSetting(t, "chat.chat.example.test.default_category", "a\tb").isOk());
+  EXPECT_FALSE(validateSetting(t, "chat.chat.example.test.default_category", nullptr).isOk());
+  EXPECT_EQ(defaultSettings(t)["chat.chat.example.test.default_category"], "general");
   EXPECT_TRUE(validateSetting(t, "users.bob", nullptr).isOk());
   EXPECT_FALSE(validateSetting(t, "chat.chat.example.test.state", nullptr).isOk());
   EXPECT_FALSE(validateSetting(t, "users.Bad Name", {{"pool", "poola.example.test"}}).isOk());
