@@ -12,16 +12,18 @@
 //   8. set the active servers (the new primary's site, or a site low-latency to it)
 // mgccomp is not carried over: its content is transient (the compliance adapter purges it).
 #include <algorithm>
+#include <functional>
 
 #include "hadr/chat_runbooks.h"
 #include "hadr/internal/chat_common.h"
 
 namespace tandem::hadr {
 
+using internal::callAgent;
 using internal::fact;
 using internal::joinNames;
-using internal::setActiveServersStep;
 using internal::pollUntil;
+using internal::setActiveServersStep;
 using internal::stringList;
 using namespace std::chrono_literals;
 
@@ -124,6 +126,43 @@ Result<bool> alreadyRecovered(Env& env, const std::string& backup) {
   return isWritableRole(st->role) && !st->in_recovery;
 }
 
+// The action of steps 1-5: `act` on the backup store's agent while it is still restoring; once
+// it is recovered (a rerun, or a resume after step 5) the step reports "backup store `b` was
+// already recovered" followed by `already`, and does nothing.
+using BackupStoreAction =
+    std::function<Result<std::string>(StepContext&, const std::string& backup, sqlagent::Client&)>;
+std::function<Result<std::string>(StepContext&)> unlessRecovered(Env& env, std::string already,
+                                                                 BackupStoreAction act) {
+  return [&env, already, act](StepContext& ctx) -> Result<std::string> {
+    const std::string b = fact(ctx, "backup");
+    auto done = alreadyRecovered(env, b);
+    if (!done) return fail(done.error());
+    if (*done) return "backup store `" + b + "` was already recovered" + already;
+    auto a = env.agent(b);
+    if (!a) return fail(a.error());
+    return act(ctx, b, *a);
+  };
+}
+
+// The verification of steps 1 and 2: OK once the backup store is recovered; until then `check`
+// judges the log-shipping status its agent reports.
+using ShippingCheck =
+    std::function<Status(const std::string& backup, const sqlagent::LogShippingStatus&)>;
+std::function<Status(const StepContext&)> verifyShippingUnlessRecovered(Env& env,
+                                                                        ShippingCheck check) {
+  return [&env, check](const StepContext& ctx) -> Status {
+    const std::string b = fact(ctx, "backup");
+    auto done = alreadyRecovered(env, b);
+    if (!done) return done.error();
+    if (*done) return Status::ok();
+    auto a = env.agent(b);
+    if (!a) return a.error();
+    auto ls = a->logShippingStatus();
+    if (!ls) return ls.error();
+    return check(b, *ls);
+  };
+}
+
 void recordShare(StepContext& ctx, const sqlagent::LogShippingStatus& ls) {
   if (!ls.last_backed_up.empty()) {
     ctx.facts["share_last_log"] = ls.last_backed_up;
@@ -161,39 +200,29 @@ Step removeLogShipping(Env& env) {
            (ls->restore_job ? "running" : "stopped") + "; newest log on the share " +
            (ls->last_backed_up.empty() ? "none" : ls->last_backed_up + " at " + ls->last_backed_up_time) + ")";
   };
-  s.action = [&env](StepContext& ctx) -> Result<std::string> {
-    const std::string b = fact(ctx, "backup");
-    auto done = alreadyRecovered(env, b);
-    if (!done) return fail(done.error());
-    if (*done) return "backup store `" + b + "` was already recovered; log shipping was removed before";
-    auto a = env.agent(b);
-    if (!a) return fail(a.error());
-    auto ls = a->logShippingStatus();
-    if (!ls) return fail(ls.error());
-    recordShare(ctx, *ls);
-    if (!ls->copy_job && !ls->restore_job) {
-      return "log shipping was already removed from backup store `" + b + "` (it stays restoring)";
-    }
-    auto r = a->removeLogShipping();
-    if (!r) return fail(r.error());
-    return "removed log shipping from backup store `" + b +
-           "` (copy and restore jobs stopped; the store stays restoring)";
-  };
-  s.verify = [&env](const StepContext& ctx) -> Status {
-    const std::string b = fact(ctx, "backup");
-    auto done = alreadyRecovered(env, b);
-    if (!done) return done.error();
-    if (*done) return Status::ok();
-    auto a = env.agent(b);
-    if (!a) return a.error();
-    auto ls = a->logShippingStatus();
-    if (!ls) return ls.error();
-    if (ls->copy_job || ls->restore_job) {
-      return internalError("backup store `" + b + "` still reports its " +
-                           (ls->copy_job ? "copy" : "restore") + " job running");
-    }
-    return Status::ok();
-  };
+  s.action = unlessRecovered(
+      env, "; log shipping was removed before",
+      [](StepContext& ctx, const std::string& b, sqlagent::Client& a) -> Result<std::string> {
+        auto ls = a.logShippingStatus();
+        if (!ls) return fail(ls.error());
+        recordShare(ctx, *ls);
+        if (!ls->copy_job && !ls->restore_job) {
+          return "log shipping was already removed from backup store `" + b +
+                 "` (it stays restoring)";
+        }
+        auto r = a.removeLogShipping();
+        if (!r) return fail(r.error());
+        return "removed log shipping from backup store `" + b +
+               "` (copy and restore jobs stopped; the store stays restoring)";
+      });
+  s.verify = verifyShippingUnlessRecovered(
+      env, [](const std::string& b, const sqlagent::LogShippingStatus& ls) -> Status {
+        if (ls.copy_job || ls.restore_job) {
+          return internalError("backup store `" + b + "` still reports its " +
+                               (ls.copy_job ? "copy" : "restore") + " job running");
+        }
+        return Status::ok();
+      });
   return s;
 }
 
@@ -205,38 +234,30 @@ Step copyLogBackups(Env& env) {
     return "copy the log backups on the share newer than the copy folder's newest to `" +
            fact(ctx, "backup") + "`";
   };
-  s.action = [&env](StepContext& ctx) -> Result<std::string> {
-    const std::string b = fact(ctx, "backup");
-    auto done = alreadyRecovered(env, b);
-    if (!done) return fail(done.error());
-    if (*done) return "backup store `" + b + "` was already recovered; nothing left to copy";
-    auto a = env.agent(b);
-    if (!a) return fail(a.error());
-    auto r = a->copyNow();
-    if (!r) return fail(r.error());
-    auto ls = a->logShippingStatus();
-    if (!ls) return fail(ls.error());
-    recordShare(ctx, *ls);
-    ctx.facts["copied"] = ctx.facts.value("copied", 0) + r->copied;
-    return "copied " + std::to_string(r->copied) + " log backup" + (r->copied == 1 ? "" : "s") +
-           " to the copy folder of `" + b + "` (newest on the share " +
-           (ls->last_backed_up.empty() ? "none" : ls->last_backed_up + ", archived " + ls->last_backed_up_time) + ")";
-  };
-  s.verify = [&env](const StepContext& ctx) -> Status {
-    const std::string b = fact(ctx, "backup");
-    auto done = alreadyRecovered(env, b);
-    if (!done) return done.error();
-    if (*done) return Status::ok();
-    auto a = env.agent(b);
-    if (!a) return a.error();
-    auto ls = a->logShippingStatus();
-    if (!ls) return ls.error();
-    if (!ls->last_backed_up.empty() && ls->last_copied < ls->last_backed_up) {
-      return internalError("the copy folder of `" + b + "` ends at " + ls->last_copied +
-                           " but the share holds " + ls->last_backed_up);
-    }
-    return Status::ok();
-  };
+  s.action = unlessRecovered(
+      env, "; nothing left to copy",
+      [](StepContext& ctx, const std::string& b, sqlagent::Client& a) -> Result<std::string> {
+        auto r = a.copyNow();
+        if (!r) return fail(r.error());
+        auto ls = a.logShippingStatus();
+        if (!ls) return fail(ls.error());
+        recordShare(ctx, *ls);
+        ctx.facts["copied"] = ctx.facts.value("copied", 0) + r->copied;
+        return "copied " + std::to_string(r->copied) + " log backup" + (r->copied == 1 ? "" : "s") +
+               " to the copy folder of `" + b + "` (newest on the share " +
+               (ls->last_backed_up.empty()
+                    ? "none"
+                    : ls->last_backed_up + ", archived " + ls->last_backed_up_time) +
+               ")";
+      });
+  s.verify = verifyShippingUnlessRecovered(
+      env, [](const std::string& b, const sqlagent::LogShippingStatus& ls) -> Status {
+        if (!ls.last_backed_up.empty() && ls.last_copied < ls.last_backed_up) {
+          return internalError("the copy folder of `" + b + "` ends at " + ls.last_copied +
+                               " but the share holds " + ls.last_backed_up);
+        }
+        return Status::ok();
+      });
   return s;
 }
 
@@ -247,21 +268,18 @@ Step applyUnappliedLogBackups(Env& env) {
   s.plan = [](const StepContext& ctx) {
     return "replay every copied log backup on `" + fact(ctx, "backup") + "` in order";
   };
-  s.action = [&env](StepContext& ctx) -> Result<std::string> {
-    const std::string b = fact(ctx, "backup");
-    auto done = alreadyRecovered(env, b);
-    if (!done) return fail(done.error());
-    if (*done) return "backup store `" + b + "` was already recovered; nothing left to apply";
-    auto a = env.agent(b);
-    if (!a) return fail(a.error());
-    auto r = a->applyAll();
-    if (!r) return fail(r.error());
-    ctx.facts["last_applied"] = r->last_applied;
-    if (!r->last_commit_time.empty()) ctx.facts["last_commit_replayed"] = r->last_commit_time;
-    return "applied every copied log backup to `" + b + "` up to " +
-           (r->last_applied.empty() ? "the newest" : r->last_applied) + " (last commit replayed " +
-           (r->last_commit_time.empty() ? "unknown" : r->last_commit_time) + ")";
-  };
+  s.action = unlessRecovered(
+      env, "; nothing left to apply",
+      [](StepContext& ctx, const std::string& b, sqlagent::Client& a) -> Result<std::string> {
+        auto r = a.applyAll();
+        if (!r) return fail(r.error());
+        ctx.facts["last_applied"] = r->last_applied;
+        if (!r->last_commit_time.empty()) ctx.facts["last_commit_replayed"] = r->last_commit_time;
+        return "applied every copied log backup to `" + b + "` up to " +
+               (r->last_applied.empty() ? "the newest" : r->last_applied) +
+               " (last commit replayed " +
+               (r->last_commit_time.empty() ? "unknown" : r->last_commit_time) + ")";
+      });
   s.verify = [&env](const StepContext& ctx) -> Status {
     const std::string b = fact(ctx, "backup");
     auto st = env.agentStatus(b);
@@ -282,18 +300,14 @@ Step endConnections(Env& env) {
     return "end the " + (c ? std::to_string(c->size()) : std::string("open")) +
            " client connections to `" + fact(ctx, "backup") + "`";
   };
-  s.action = [&env](StepContext& ctx) -> Result<std::string> {
-    const std::string b = fact(ctx, "backup");
-    auto done = alreadyRecovered(env, b);
-    if (!done) return fail(done.error());
-    if (*done) return "backup store `" + b + "` was already recovered; its connections were left alone";
-    auto a = env.agent(b);
-    if (!a) return fail(a.error());
-    auto n = a->endConnections(true);
-    if (!n) return fail(n.error());
-    return "ended " + std::to_string(*n) + " connection" + (*n == 1 ? "" : "s") +
-           " to backup store `" + b + "`";
-  };
+  s.action = unlessRecovered(
+      env, "; its connections were left alone",
+      [](StepContext&, const std::string& b, sqlagent::Client& a) -> Result<std::string> {
+        auto n = a.endConnections(true);
+        if (!n) return fail(n.error());
+        return "ended " + std::to_string(*n) + " connection" + (*n == 1 ? "" : "s") +
+               " to backup store `" + b + "`";
+      });
   return s;
 }
 
@@ -306,33 +320,31 @@ Step recoverBackupStore(Env& env) {
     return std::string(answering.empty() ? "" : "fence " + joinNames(answering) + " (still answering), then ") +
            "bring `" + fact(ctx, "backup") + "` online as a writable principal";
   };
-  s.action = [&env](StepContext& ctx) -> Result<std::string> {
-    const std::string b = fact(ctx, "backup");
-    auto done = alreadyRecovered(env, b);
-    if (!done) return fail(done.error());
-    if (*done) return "backup store `" + b + "` was already recovered (writable)";
-    // Fence first: an old primary that still answers (--force) must not accept commits.
-    std::string fenced;
-    for (const std::string& old : {fact(ctx, "primary"), fact(ctx, "primary_mirror")}) {
-      if (old.empty() || !env.probeAgent(old).isOk()) continue;
-      auto a = env.agent(old);
-      if (!a) return fail(a.error());
-      auto f = a->fence();
-      if (!f) return fail(f.error().withContext("fencing old store `" + old + "`"));
-      fenced += (fenced.empty() ? "" : ", ") + old;
-    }
-    auto a = env.agent(b);
-    if (!a) return fail(a.error());
-    auto r = a->recover();
-    if (!r) return fail(r.error());
-    if (!ctx.facts.contains("last_commit_replayed") && ctx.facts.contains("last_restored_time")) {
-      ctx.facts["last_commit_replayed"] = ctx.facts["last_restored_time"];
-    }
-    ctx.facts["recovered_at"] = formatUtc(realClock().wallNow());
-    return "recovered backup store `" + b + "` (writable; last commit replayed " +
-           (fact(ctx, "last_commit_replayed").empty() ? "unknown" : fact(ctx, "last_commit_replayed")) +
-           ")" + (fenced.empty() ? "" : "; fenced " + fenced + " first");
-  };
+  s.action = unlessRecovered(
+      env, " (writable)",
+      [&env](StepContext& ctx, const std::string& b, sqlagent::Client& a) -> Result<std::string> {
+        // Fence first: an old primary that still answers (--force) must not accept commits.
+        std::string fenced;
+        for (const std::string& old : {fact(ctx, "primary"), fact(ctx, "primary_mirror")}) {
+          if (old.empty() || !env.probeAgent(old).isOk()) continue;
+          auto f = callAgent(
+              env, old, [](sqlagent::Client& o) { return o.fence(); },
+              "fencing old store `" + old + "`");
+          if (!f) return f;
+          fenced += (fenced.empty() ? "" : ", ") + old;
+        }
+        auto r = a.recover();
+        if (!r) return fail(r.error());
+        if (!ctx.facts.contains("last_commit_replayed") &&
+            ctx.facts.contains("last_restored_time")) {
+          ctx.facts["last_commit_replayed"] = ctx.facts["last_restored_time"];
+        }
+        ctx.facts["recovered_at"] = formatUtc(realClock().wallNow());
+        return "recovered backup store `" + b + "` (writable; last commit replayed " +
+               (fact(ctx, "last_commit_replayed").empty() ? "unknown"
+                                                          : fact(ctx, "last_commit_replayed")) +
+               ")" + (fenced.empty() ? "" : "; fenced " + fenced + " first");
+      });
   s.verify = [&env](const StepContext& ctx) -> Status {
     const std::string b = fact(ctx, "backup");
     return pollUntil(ctx, [&]() -> Status {
@@ -408,10 +420,8 @@ Step installBackupMirror(Env& env) {
     if (internal::pairSynchronized(env, b, m).isOk()) {
       return "`" + m + "` was already the synchronized mirror of `" + b + "`";
     }
-    auto a = env.agent(b);
-    if (!a) return fail(a.error());
-    auto r = a->installMirror(m);
-    if (!r) return fail(r.error());
+    auto r = callAgent(env, b, [&m](sqlagent::Client& a) { return a.installMirror(m); });
+    if (!r) return r;
     return "installed `" + m + "` as the synchronous mirror of `" + b + "` (SYNCHRONIZED)";
   };
   s.verify = [&env](const StepContext& ctx) -> Status {
