@@ -105,6 +105,26 @@ def run_killed_at_every_step(d, args, steps):
     return json.loads(cp.stdout)
 
 
+def assert_rerun_changes_nothing(d, args):
+    """A rerun of a completed runbook reports every step "already ..." and writes no CMS version."""
+    before = d.ctl("config", "history", "--limit", "1", json=True)
+    cp = ctl_rc(d, *args, "--json")
+    assert cp.returncode == 0, cp.stderr
+    again = json.loads(cp.stdout)
+    assert all(("already" in s["outcome"]) for s in again["steps"]), again["steps"]
+    assert d.ctl("config", "history", "--limit", "1", json=True) == before
+
+
+def write_until(d, stores, prefix, count, what):
+    """Runs a Writer on `stores` until `count` messages are acknowledged; returns it stopped."""
+    w = Writer(d, stores, prefix=prefix)
+    w.start()
+    d.wait_until(lambda: len(w.acked) >= count, timeout=60, what=what)
+    w.stop.set()
+    w.join(10)
+    return w
+
+
 def parse_ts(s: str) -> float:
     s = s.strip().replace(" ", "T")
     if s.endswith("Z"):
@@ -221,19 +241,10 @@ def test_failover_and_failback_under_write_load(d, tmp_path):
     assert members["pcbm"]["status"] == "SYNCHRONIZED", members
 
     # ---- a rerun of the completed runbook changes nothing.
-    before = d.ctl("config", "history", "--limit", "1", json=True)
-    cp = ctl_rc(d, *FAILOVER, "--frontend-pool", "pool2.example.test", "--json")
-    assert cp.returncode == 0, cp.stderr
-    again = json.loads(cp.stdout)
-    assert all(("already" in s["outcome"]) for s in again["steps"]), again["steps"]
-    assert d.ctl("config", "history", "--limit", "1", json=True) == before
+    assert_rerun_changes_nothing(d, FAILOVER + ("--frontend-pool", "pool2.example.test"))
 
     # ---- the failed-over period: writes on pcb.
-    w2 = Writer(d, ["pcb", "pcbm"], prefix="fo")
-    w2.start()
-    d.wait_until(lambda: len(w2.acked) >= 100, timeout=60, what="writes on the recovered store")
-    w2.stop.set()
-    w2.join(10)
+    w2 = write_until(d, ["pcb", "pcbm"], "fo", 100, "writes on the recovered store")
     assert w2.error is None, w2.error
 
     # ---- failback refused until Site1 is rebuilt; then run (killed at every step).
@@ -254,19 +265,10 @@ def test_failover_and_failback_under_write_load(d, tmp_path):
     assert pc1m["status"] == "SYNCHRONIZED", pc1m
 
     # ---- a rerun of the completed failback changes nothing.
-    before = d.ctl("config", "history", "--limit", "1", json=True)
-    cp = ctl_rc(d, *FAILBACK, "--json")
-    assert cp.returncode == 0, cp.stderr
-    again = json.loads(cp.stdout)
-    assert all(("already" in s["outcome"]) for s in again["steps"]), again["steps"]
-    assert d.ctl("config", "history", "--limit", "1", json=True) == before
+    assert_rerun_changes_nothing(d, FAILBACK)
 
     # ---- log shipping healthy again: a new commit on pc1 reaches pcb.
-    w3 = Writer(d, ["pc1", "pc1m"], prefix="after")
-    w3.start()
-    d.wait_until(lambda: len(w3.acked) >= 20, timeout=60, what="writes on pc1 after failback")
-    w3.stop.set()
-    w3.join(10)
+    w3 = write_until(d, ["pc1", "pc1m"], "after", 20, "writes on pc1 after failback")
     last = max(w3.acked, key=w3.acked.get)
 
     def shipped():
