@@ -19,10 +19,11 @@
 
 namespace tandem::hadr {
 
+using internal::callAgent;
 using internal::fact;
 using internal::joinNames;
-using internal::setActiveServersStep;
 using internal::pollUntil;
+using internal::setActiveServersStep;
 using internal::stringList;
 using namespace std::chrono_literals;
 
@@ -168,10 +169,8 @@ Step removeBackupMirroring(Env& env, const std::string& pool) {
     if (st->partner.empty() && !st->synchronous) {
       return "backup store `" + b + "` already served alone";
     }
-    auto a = env.agent(b);
-    if (!a) return fail(a.error());
-    auto r = a->removeMirror();
-    if (!r) return fail(r.error());
+    auto r = callAgent(env, b, [](sqlagent::Client& a) { return a.removeMirror(); });
+    if (!r) return r;
     return "removed mirroring on backup store `" + b + "` (was `" + st->partner + "`, " +
            st->mirror_status + ")";
   };
@@ -209,10 +208,8 @@ Step backUpBackupStore(Env& env, const std::string& pool) {
     if (!count) return fail(count.error().withContext("counting messages on `" + b + "`"));
     ctx.facts["messages_at_backup"] = count->total;
     ctx.facts["newest_message_at_backup"] = count->newest_ts;
-    auto a = env.agent(b);
-    if (!a) return fail(a.error());
-    auto r = a->fullBackup();
-    if (!r) return fail(r.error());
+    auto r = callAgent(env, b, [](sqlagent::Client& a) { return a.fullBackup(); });
+    if (!r) return r;
     ctx.facts["backup_outcome"] = *r;
     return *r + " (" + std::to_string(count->total) + " messages)";
   };
@@ -236,11 +233,7 @@ Step restorePrimaryStore(Env& env, const std::string& pool) {
       return "primary store `" + p + "` was already restored (backup store `" + b + "` is " +
              bst->role + ")";
     }
-    auto a = env.agent(p);
-    if (!a) return fail(a.error());
-    auto r = a->restore(true, b);
-    if (!r) return fail(r.error());
-    return *r;
+    return callAgent(env, p, [&b](sqlagent::Client& a) { return a.restore(true, b); });
   };
   s.verify = [&env](const StepContext& ctx) -> Status {
     if (normalAtStart(ctx)) return Status::ok();
@@ -308,11 +301,9 @@ Result<std::string> installPrimaryMirror(Env& env, const std::string& p, const s
   if (internal::pairSynchronized(env, p, m).isOk()) {
     return "`" + m + "` was already the synchronized mirror of `" + p + "`";
   }
-  auto pa = env.agent(p);
-  if (!pa) return fail(pa.error());
-  auto r = pa->installMirror(m);
-  if (!r) return fail(r.error().withContext("installing mirror `" + m + "`"));
-  return *r;
+  return callAgent(
+      env, p, [&m](sqlagent::Client& a) { return a.installMirror(m); },
+      "installing mirror `" + m + "`");
 }
 
 Step configureLogShippingAndMirror(Env& env, const std::string& pool) {
