@@ -54,6 +54,18 @@ struct FrontendConfig {
   // the stream with policy-violation. Generous for people, stops floods.
   double rate_bytes_per_s = 256 * 1024;
   double rate_burst_bytes = 1024 * 1024;
+  // The same for stanzas, counted apart from bytes: a flood of tiny stanzas (a 20-byte
+  // <presence/> 5,000 times a second is under 100 KiB/s) costs us per stanza, not per byte.
+  // 500 a second sustained is far beyond any person; the burst covers a client's sign-in
+  // (roster, presence, carbons, disco, queued messages after a resumption).
+  double rate_stanzas_per_s = 500;
+  double rate_burst_stanzas = 2000;
+  // Output queued for one client connection beyond the write in flight, bytes. A client that
+  // stops reading while stanzas pile up past it has its connection closed (counted in
+  // tandem_frontend_policy_violations_total; under stream management the session detaches as for
+  // a lost connection, unacknowledged stanzas kept). Default 4 MiB: minutes of busy rooms for
+  // a slow link, while a stalled client cannot make us hold much.
+  size_t max_output_bytes = 4 * 1024 * 1024;
   // How long a stream-management session waits for resumption after its connection is lost.
   std::chrono::seconds sm_resume_timeout{60};
   // Failed sign-ins from one client address within auth_failure_window before that address

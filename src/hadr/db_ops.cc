@@ -147,6 +147,10 @@ Step promoteMirror(Env& env) {
       if (!isWritableRole(st->role)) {
         return internalError("`" + fact(ctx, "mirror") + "` reports role " + st->role);
       }
+      // The role changes when promotion starts; writable is when PostgreSQL left recovery.
+      if (st->in_recovery) {
+        return internalError("`" + fact(ctx, "mirror") + "` is still in recovery");
+      }
       return Status::ok();
     });
   };

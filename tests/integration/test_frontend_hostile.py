@@ -191,9 +191,10 @@ def _flood(s: ssl.SSLSocket, to: str, per_s: int, seconds: float, started) -> di
 
 def test_five_thousand_stanzas_a_second_end_the_flooders_stream_only(lab):
     """One authenticated connection sends 5,000 small messages a second to alice: the per-
-    connection byte rate limit (256 KiB/s, burst 1 MiB) ends its stream with policy-violation;
-    meanwhile bob and dave keep chatting, alice gets no more than was sent and stays connected,
-    and the server counts the violation."""
+    connection stanza rate limit (500/s, burst 2,000) ends its stream with policy-violation
+    long before the byte limit (256 KiB/s, burst 1 MiB) would; meanwhile bob and dave keep
+    chatting, alice gets no more than was sent and stays connected, and the server counts the
+    violation."""
     import threading
     fe = home(lab, "erin")
     server = next(f for f, a in lab.servers().items() if a == fe)
@@ -215,10 +216,12 @@ def test_five_thousand_stanzas_a_second_end_the_flooders_stream_only(lab):
         flooder = asyncio.get_running_loop().run_in_executor(None, flood)
         await asyncio.get_running_loop().run_in_executor(None, flooding.wait, 20)
         exchanged = 0
-        while not flooder.done():  # bob and dave chat, one message at a time, during the flood
+        while True:  # bob and dave chat, one message at a time, during the flood
             bob.send_chat(jid("dave", "flood"), f"during the flood {exchanged}")
             assert (await dave.next_message(5))["body"] == f"during the flood {exchanged}"
             exchanged += 1
+            if flooder.done():
+                break
         result = await flooder
         # Alice is still connected, and got at most what the flooder sent before its error.
         bob.send_chat(jid("alice", "flood"), "after the flood")
@@ -240,6 +243,8 @@ def test_five_thousand_stanzas_a_second_end_the_flooders_stream_only(lab):
           f"({result['bytes'] / max(result['seconds'], 0.001) / 1024:.0f} KiB/s); alice got "
           f"{received}; bob->dave {exchanged} messages meanwhile")
     assert b"<policy-violation" in reply, (result["sent"], result["seconds"], reply[:300])
+    # The stanza bucket, not the byte bucket, stopped it: less than the byte burst was sent.
+    assert result["bytes"] < 1024 * 1024, result["bytes"]
     assert exchanged >= 1
     assert 0 < received <= result["sent"]
     assert metric(lab, server, "tandem_frontend_policy_violations_total") > violations_before

@@ -12,6 +12,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "frontend/internal/links.h"
 #include "frontend/internal/proxy.h"
 #include "xmpp/stanza.h"
@@ -33,6 +35,7 @@ C2sSession::C2sSession(Core& core, asio::ip::tcp::socket socket, bool direct_tls
               [this] { events_.push_back({Event::kClose, Element(), ""}); }},
           xml::StreamParserLimits{core.config().max_stanza_bytes, 32}),
       tokens_(core.config().rate_burst_bytes),
+      stanza_tokens_(core.config().rate_burst_stanzas),
       last_refill_(std::chrono::steady_clock::now()),
       auth_timer_(core.io()),
       resume_timer_(core.io()) {
@@ -46,6 +49,7 @@ C2sSession::C2sSession(Core& core, std::string via, std::string via_id, std::str
       remote_(std::move(remote)),
       parser_(xml::StreamParser::Callbacks{[](const Element&) {}, [](Element) {}, [] {}}),
       tokens_(0),
+      stanza_tokens_(0),
       last_refill_(std::chrono::steady_clock::now()),
       auth_timer_(core.io()),
       resume_timer_(core.io()),
@@ -183,14 +187,17 @@ void C2sSession::start() {
 // ---------------------------------------------------------------------------------------------
 // Reading and writing
 
-bool C2sSession::takeTokens(size_t bytes) {
+bool C2sSession::takeTokens(size_t bytes, size_t stanzas) {
+  const FrontendConfig& config = core_.config();
   auto now = std::chrono::steady_clock::now();
   double elapsed = std::chrono::duration<double>(now - last_refill_).count();
   last_refill_ = now;
-  tokens_ = std::min(core_.config().rate_burst_bytes,
-                     tokens_ + elapsed * core_.config().rate_bytes_per_s);
+  tokens_ = std::min(config.rate_burst_bytes, tokens_ + elapsed * config.rate_bytes_per_s);
+  stanza_tokens_ =
+      std::min(config.rate_burst_stanzas, stanza_tokens_ + elapsed * config.rate_stanzas_per_s);
   tokens_ -= static_cast<double>(bytes);
-  return tokens_ >= 0;
+  stanza_tokens_ -= static_cast<double>(stanzas);
+  return tokens_ >= 0 && stanza_tokens_ >= 0;
 }
 
 asio::awaitable<void> C2sSession::run() {
@@ -211,12 +218,16 @@ asio::awaitable<void> C2sSession::run() {
         co_await t->waitReadable();
         continue;
       }
-      if (!takeTokens(n)) {
+      Status st = parser_.feed(std::string_view(buf.data(), n));
+      // Charged after parsing, so the stanzas of this read are counted; none is handled when
+      // either bucket runs dry.
+      size_t stanzas = std::count_if(events_.begin(), events_.end(),
+                                     [](const Event& ev) { return ev.kind == Event::kStanza; });
+      if (!takeTokens(n, stanzas)) {
         core_.metrics().addCounter("tandem_frontend_policy_violations_total");
         closeWithError("policy-violation", "you are sending too fast");
         break;
       }
-      Status st = parser_.feed(std::string_view(buf.data(), n));
       while (!events_.empty() && !closing_) {
         Event ev = std::move(events_.front());
         events_.pop_front();
@@ -261,8 +272,18 @@ void C2sSession::writeRaw(std::string data) {
     if (!via_id_.empty()) core_.proxy().toClient(via_, via_id_, data);
     return;
   }
-  if (!transport_) return;
+  if (!transport_ || !transport_->isOpen()) return;
   out_ += data;
+  if (out_.size() > core_.config().max_output_bytes) {
+    // The client does not read: it could not read a stream error either. Close; run() then
+    // sees a lost connection (stream management keeps the unacknowledged stanzas).
+    core_.metrics().addCounter("tandem_frontend_policy_violations_total");
+    spdlog::info("client {} ({}) does not read its output ({} bytes queued): closing", jid_.full(),
+                 remote_, out_.size());
+    out_.clear();
+    transport_->close();
+    return;
+  }
   if (!writing_) core_.spawn(flush(), "client write");
 }
 

@@ -127,7 +127,8 @@ class C2sSession : public std::enable_shared_from_this<C2sSession> {
   void writeRaw(std::string data);
   asio::awaitable<void> flush();
   asio::awaitable<void> drained();
-  bool takeTokens(size_t bytes);
+  // Refills both token buckets and takes bytes and stanzas; false when either runs dry.
+  bool takeTokens(size_t bytes, size_t stanzas);
   void onConnectionLost(bool clean);
   void endSession(bool redeliver);
   // Moves the state of a detached session (same user, SM id) into this one.
@@ -147,7 +148,8 @@ class C2sSession : public std::enable_shared_from_this<C2sSession> {
   bool writing_ = false;
   bool closing_ = false;
   bool ended_ = false;
-  double tokens_;
+  double tokens_;          // bytes
+  double stanza_tokens_;   // stanzas
   std::chrono::steady_clock::time_point last_refill_;
   asio::steady_timer auth_timer_;
   asio::steady_timer resume_timer_;
