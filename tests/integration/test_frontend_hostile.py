@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from lib.frontend_lab import home, jid, metric, run  # noqa: E402
 from lib.xmpp_clients import (  # noqa: E402
-    DOMAIN, addr, raw_tls_session, read_until_closed, slix_connect)
+    DOMAIN, addr, raw_tls_session, read_until_closed, slix_connect, wait_until)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -248,3 +248,54 @@ def test_five_thousand_stanzas_a_second_end_the_flooders_stream_only(lab):
     assert exchanged >= 1
     assert 0 < received <= result["sent"]
     assert metric(lab, server, "tandem_frontend_policy_violations_total") > violations_before
+
+
+def test_a_client_that_stops_reading_is_closed_not_buffered_without_end(lab):
+    """alice's raw connection (a 4 KiB receive buffer) stops reading while ten senders push her
+    ~10 MiB of 200 KiB messages: once more than 4 MiB wait for her beyond what the kernel holds,
+    the server closes her connection (counted as a policy violation) instead of holding it all;
+    it stays up and the senders' users keep chatting."""
+    fe = home(lab, "alice")
+    server = next(f for f, a in lab.servers().items() if a == fe)
+    violations_before = metric(lab, server, "tandem_frontend_policy_violations_total")
+    ctx = ssl.create_default_context(cafile=lab.ca_file)
+    ctx.check_hostname = False
+    raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: a small window
+    raw.settimeout(5)
+    raw.bind((addr(0, 68), 0))
+    raw.connect((fe, 5223))
+    stalled = ctx.wrap_socket(raw, server_hostname=DOMAIN)
+    _sign_in_raw(stalled, "alice", "alice-pw", "stalled")
+    body = "x" * (200 * 1024)
+    senders = []
+    for i in range(10):  # each within its 1 MiB byte burst: 5 x 200 KiB
+        s = _attacker_tls(home(lab, "bob"), lab.ca_file, addr(0, 70 + i))
+        _sign_in_raw(s, "bob", "bob-pw", f"pusher{i}")
+        s.sendall("".join(f"<message to='{jid('alice', 'stalled')}' type='chat' id='p{i}-{n}'>"
+                          f"<body>{body}</body></message>" for n in range(5)).encode())
+        senders.append(s)
+    wait_until(lambda: metric(lab, server, "tandem_frontend_policy_violations_total")
+               > violations_before, 30, "the stalled reader's connection closed")
+    # What the kernel still held reaches alice, then the end of the connection (no stream error:
+    # a client that does not read could not read one either).
+    got = read_until_closed(stalled, 20, limit=64 << 20)
+    assert len(got) < 10 * 1024 * 1024, len(got)
+    stalled.close()
+    for s in senders:
+        s.close()
+    assert lab.admin(server, "/status")  # still serving
+
+    async def others():
+        bob = await slix_connect(jid("bob", "after-stall"), "bob-pw", home(lab, "bob"), lab.ca_file)
+        alice = await slix_connect(jid("alice", "after-stall"), "alice-pw", fe, lab.ca_file)
+        bob.send_chat(jid("alice", "after-stall"), "still here")
+        while True:  # pushes still in flight when the connection closed went to offline storage
+            m = await alice.next_message(10)
+            if m["body"] == "still here":
+                break
+            assert m["body"] == body, m["body"][:80]
+        await alice.close()
+        await bob.close()
+    run(others())
+    print(f"stalled reader closed after {len(got)} bytes reached it")

@@ -107,6 +107,7 @@ class C2sSession : public std::enable_shared_from_this<C2sSession> {
   asio::awaitable<void> handle(Event ev);
   asio::awaitable<void> onStreamOpen(const xml::Element& header);
   asio::awaitable<void> onPreBind(xml::Element st);
+  // Signing in (c2s_auth.cc).
   asio::awaitable<void> onAuth(const xml::Element& auth);
   asio::awaitable<void> onSaslResponse(const xml::Element& resp);
   asio::awaitable<void> saslSuccess(std::string_view additional);
