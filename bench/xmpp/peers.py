@@ -136,6 +136,7 @@ modules:
     max_users: 10000
     max_user_conferences: 100000
     default_room_options:
+      max_users: 10000   # the room's own limit; ejabberd's default is 200
       persistent: true
       public: true
       mam: true
