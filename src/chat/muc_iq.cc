@@ -3,6 +3,9 @@
 // (XEP-0313 with XEP-0059 paging), ping.
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <vector>
+
 #include "chat/muc_service.h"
 #include "xmpp/jid.h"
 #include "xmpp/stanza.h"
@@ -33,6 +36,21 @@ std::map<std::string, std::string> formValues(const xml::Element& x) {
 }
 
 bool truthy(const std::string& v) { return v == "1" || v == "true"; }
+
+// A list-single field: the value and its options (label = value), the value first if it is not
+// among them. XEP-0045 §15.5.3 registers muc#roomconfig_maxusers and _whois as list-single, and
+// clients that check registered types (aioxmpp) refuse a form that says otherwise.
+xml::Element listField(const std::string& var, const std::string& label, const std::string& value,
+                       const std::vector<std::string>& options) {
+  xml::Element f = field(var, "list-single", label, value);
+  if (std::find(options.begin(), options.end(), value) == options.end()) {
+    f.addChild(xml::Element("option")).addChild(xml::Element("value")).addText(value);
+  }
+  for (const auto& o : options) {
+    f.addChild(xml::Element("option")).addChild(xml::Element("value")).addText(o);
+  }
+  return f;
+}
 
 int affiliationRank(const std::string& a) {
   if (a == "owner") return 4;
@@ -165,9 +183,10 @@ xml::Element MucService::configForm(const Room& room) const {
   x.addChild(boolField("muc#roomconfig_allowinvites", "Occupants may invite", c.allow_invites));
   x.addChild(boolField("muc#roomconfig_changesubject", "Occupants may change the subject",
                        c.change_subject));
-  x.addChild(field("muc#roomconfig_maxusers", "text-single", "Maximum occupants (0: no limit)",
-                   std::to_string(c.max_users)));
-  x.addChild(field("muc#roomconfig_whois", "list-single", "Real JIDs visible to", "anyone"));
+  x.addChild(listField("muc#roomconfig_maxusers", "Maximum occupants",
+                       c.max_users == 0 ? "none" : std::to_string(c.max_users),
+                       {"10", "20", "30", "50", "100", "200", "500", "1000", "none"}));
+  x.addChild(listField("muc#roomconfig_whois", "Real JIDs visible to", "anyone", {"anyone"}));
   x.addChild(boolField("muc#roomconfig_enablelogging", "History is archived", true));
   // The category (docs/persistent-chat.md "Categories"): an existing category that lets the
   // submitter create rooms in it; a room created over XMPP starts in the pool's default
@@ -190,7 +209,7 @@ void MucService::applyConfigForm(Room& room, const xml::Element& x) {
   setBool("muc#roomconfig_moderatedroom", c.moderated);
   setBool("muc#roomconfig_allowinvites", c.allow_invites);
   setBool("muc#roomconfig_changesubject", c.change_subject);
-  if (v.count("muc#roomconfig_maxusers")) {
+  if (v.count("muc#roomconfig_maxusers")) {  // a number, or "none" (or 0): no limit
     c.max_users = std::max(0, std::atoi(v["muc#roomconfig_maxusers"].c_str()));
   }
 }

@@ -1,4 +1,4 @@
-"""Persistent chat: rooms, messages, history and MAM with real slixmpp clients (issue #7).
+"""Persistent chat: rooms, messages, history and MAM with real slixmpp and aioxmpp clients (#7).
 
 A quickstart deployment (one front end, one chat server, one store). Alice and Bob sign in at the
 front end; the chat server serves chat.example.test as an XEP-0114 component behind it.
@@ -410,4 +410,109 @@ def test_nickname_change(quick):
         finally:
             await alice.c.close()
             await bob.c.close()
+    asyncio.run(scenario())
+
+
+# ---- aioxmpp ----------------------------------------------------------------------------------
+
+def test_aioxmpp_creates_configures_talks_with_history_members_only_pm_kick_ban(quick):
+    """The same room features through aioxmpp's own MUC client (aioxmpp.MUCClient), with slixmpp
+    users in the room: create + configure (aioxmpp's ConfigurationForm), groupchat both ways,
+    history on join, members-only refusal, a private message, kick (307) and ban (301). MAM and
+    destroy have no aioxmpp 0.13 API; the slixmpp tests above cover them."""
+    import aioxmpp
+    import aioxmpp.muc
+    import aioxmpp.muc.xso
+    from lib.xmpp_clients import aio_connect
+
+    fe = quick.servers("frontend")[0]["address"]
+
+    async def aio(user, resource):
+        c = await aio_connect(f"{quick.jid(user)}/{resource}", quick.user(user)["password"], fe,
+                              quick.ca_file())
+        return c, c.client.summon(aioxmpp.MUCClient)
+
+    async def join(muc, room, nick, maxstanzas=0):
+        messages: asyncio.Queue = asyncio.Queue()
+        r, fut = muc.join(aioxmpp.JID.fromstr(f"{room}@{SERVICE}"), nick,
+                          history=aioxmpp.muc.xso.History(maxstanzas=maxstanzas), autorejoin=False)
+        r.on_message.connect(lambda msg, member, source, **kw: messages.put_nowait(msg))
+        await asyncio.wait_for(fut, 10)
+        return r, messages
+
+    async def configure(muc, room, **values):
+        jid = aioxmpp.JID.fromstr(f"{room}@{SERVICE}")
+        form = aioxmpp.muc.ConfigurationForm.from_xso(await muc.get_room_config(jid))
+        for k, v in values.items():
+            getattr(form, k).value = v
+        await muc.set_room_config(jid, form.render_reply())
+
+    async def say(r, body):
+        msg = aioxmpp.Message(type_=aioxmpp.MessageType.GROUPCHAT)
+        msg.body[None] = body
+        await r.send_message(msg)
+
+    async def body_of(messages, want, timeout=10):
+        async def find():
+            while True:
+                m = await messages.get()
+                if m.body and m.body.any() == want:
+                    return m
+        return await asyncio.wait_for(find(), timeout)
+
+    async def scenario():
+        alice_c, alice_muc = await aio("alice", "aio")
+        carol = bob = None
+        try:
+            # Create (locked until configured) and configure through aioxmpp's form.
+            room, alice_msgs = await join(alice_muc, "aio-room", "alice")
+            await configure(alice_muc, "aio-room", roomname="aioxmpp room", persistentroom=True)
+            bob = await sign_in(quick, "bob")
+            await bob.join("aio-room", "bob")
+            # Groupchat both ways between aioxmpp and slixmpp.
+            await say(room, "from aioxmpp")
+            await bob.reflection("aio-room", "from aioxmpp")
+            bob.say("aio-room", "from slixmpp")
+            await body_of(alice_msgs, "from slixmpp")
+            # History on join: a second aioxmpp session (bob's) asks for the last 2 stanzas.
+            carol, carol_muc = await aio("bob", "aio-history")
+            _, hist_msgs = await join(carol_muc, "aio-room", "bob-history", maxstanzas=2)
+            got = [(await hist_msgs.get()).body.any() for _ in range(2)]
+            assert got == ["from aioxmpp", "from slixmpp"], got
+            # A private message from aioxmpp through the room reaches bob from alice's occupant JID.
+            pm = aioxmpp.Message(to=aioxmpp.JID.fromstr(f"aio-room@{SERVICE}/bob"),
+                                 type_=aioxmpp.MessageType.CHAT)
+            pm.body[None] = "psst from aioxmpp"
+            await alice_c.client.send(pm)
+            m = await bob.message(lambda m: m.findtext("{jabber:client}body") == "psst from aioxmpp",
+                                  what="PM")
+            assert m.get("from") == f"aio-room@{SERVICE}/alice"
+            # Kick (307) and ban (301) through aioxmpp's Room.
+            member = next(o for o in room.members if o.nick == "bob")
+            await room.kick(member, "out")
+            gone = await bob.stanza(bob.pres, lambda p: p.get("type") == "unavailable"
+                                    and p.get("from") == f"aio-room@{SERVICE}/bob", what="kick")
+            assert "307" in {s.get("code") for s in gone.iter(f"{{{NS_USER}}}status")}
+            member = next(o for o in room.members if o.nick == "bob-history")
+            await room.ban(member, "banned")
+            await bob.join("aio-room", "bob", expect_error="forbidden")
+            # Members-only: a new room refuses a non-member joining with aioxmpp.
+            await join(alice_muc, "aio-members", "alice")
+            await configure(alice_muc, "aio-members", membersonly=True)
+            dave, dave_muc = await aio("bob", "aio-members")  # bob is not a member
+            try:
+                refused = None
+                try:
+                    await join(dave_muc, "aio-members", "bob")
+                except aioxmpp.errors.XMPPError as e:
+                    refused = e
+                assert refused is not None and "registration" in str(refused.condition).lower(), refused
+            finally:
+                await dave.close()
+        finally:
+            await alice_c.close()
+            if carol:
+                await carol.close()
+            if bob:
+                await bob.c.close()
     asyncio.run(scenario())
