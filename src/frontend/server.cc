@@ -97,6 +97,7 @@ asio::awaitable<void> FrontendServer::Impl::acceptLoop(asio::ip::tcp::acceptor& 
     auto sock = co_await a.async_accept(asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
       if (stopped || ec == asio::error::operation_aborted) break;
+      co_await core->acceptBackoff(ec, "client");
       continue;
     }
     std::make_shared<C2sSession>(*core, std::move(sock), direct_tls, server_tls)->start();

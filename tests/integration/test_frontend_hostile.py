@@ -9,6 +9,7 @@ The lab (lib/frontend_lab.make_lab) is started once for this file. Run: TANDEM_T
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import ssl
 import sys
@@ -299,3 +300,48 @@ def test_a_client_that_stops_reading_is_closed_not_buffered_without_end(lab):
         await bob.close()
     run(others())
     print(f"stalled reader closed after {len(got)} bytes reached it")
+
+
+def test_out_of_descriptors_the_server_waits_instead_of_spinning_and_recovers(lab):
+    """A connection flood that exhausts the server's file descriptors (its limit lowered to 40
+    above what it uses, with prlimit): accept fails with EMFILE while the connections wait in the
+    backlog. The server backs off (counted, logged) instead of spinning a core on accept, and
+    serves normally once the flood is gone."""
+    import subprocess
+    fe = home(lab, "alice")
+    server = next(f for f, a in lab.servers().items() if a == fe)
+    pid = lab.procs[server].pid
+    errors_before = metric(lab, server, "tandem_frontend_accept_errors_total")
+    soft, hard = subprocess.run(["prlimit", "--pid", str(pid), "--nofile", "--output=SOFT,HARD",
+                                 "--raw", "--noheadings"],
+                                check=True, capture_output=True, text=True).stdout.split()
+    in_use = len(list(Path(f"/proc/{pid}/fd").iterdir()))
+    subprocess.run(["prlimit", "--pid", str(pid), f"--nofile={in_use + 40}:{hard}"], check=True)
+    flood = []
+    try:
+        for i in range(120):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.settimeout(5)
+            s.bind((addr(0, 69), 0))
+            s.connect((fe, 5222))  # completes in the kernel's backlog even when not accepted
+            flood.append(s)
+        time.sleep(1)
+        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        cpu0 = (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+        time.sleep(3)
+        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        cpu1 = (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+    finally:
+        for s in flood:
+            s.close()
+        subprocess.run(["prlimit", "--pid", str(pid), f"--nofile={soft}:{hard}"], check=True)
+    # A spinning accept loop burns the whole 3 s; backing off costs next to nothing.
+    assert cpu1 - cpu0 < 1.0, f"{cpu1 - cpu0:.2f} s of CPU in 3 s while out of descriptors"
+    wait_until(lambda: metric(lab, server, "tandem_frontend_accept_errors_total") > errors_before,
+               15, "accept errors counted")
+
+    async def after():
+        alice = await slix_connect(jid("alice", "after-fd"), "alice-pw", fe, lab.ca_file)
+        await alice.close()
+    run(after())
+    print(f"out of descriptors: {cpu1 - cpu0:.2f} s CPU in 3 s")

@@ -122,7 +122,8 @@ asio::awaitable<void> Components::acceptLoop() {
     asio::error_code ec;
     auto sock = co_await acceptor_->async_accept(asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
-      if (stopped_) break;
+      if (stopped_ || ec == asio::error::operation_aborted) break;
+      co_await core_.acceptBackoff(ec, "component");
       continue;
     }
     core_.spawn(serve(std::move(sock)), "component connection");

@@ -65,6 +65,17 @@ void Core::spawn(asio::awaitable<void> a, std::string what) {
   });
 }
 
+asio::awaitable<void> Core::acceptBackoff(asio::error_code ec, const char* what) {
+  metrics_.addCounter("tandem_frontend_accept_errors_total", 1, {{"port", what}});
+  auto now = std::chrono::steady_clock::now();
+  if (now - last_accept_warning_ >= std::chrono::seconds(1)) {
+    last_accept_warning_ = now;
+    spdlog::warn("cannot accept a {} connection: {} (retrying every 100 ms)", what, ec.message());
+  }
+  asio::steady_timer wait(io_, std::chrono::milliseconds(100));
+  co_await wait.async_wait(asio::use_awaitable);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Ownership
 

@@ -69,6 +69,11 @@ class Core {
   asio::awaitable<void> toNetwork();
   // Runs a coroutine detached on the network thread, logging what it throws.
   void spawn(asio::awaitable<void> a, std::string what);
+  // After a failed accept (not a closed acceptor) on the `what` port: counts it
+  // (tandem_frontend_accept_errors_total), logs it at most once a second and waits 100 ms.
+  // Out of descriptors (EMFILE) the connection stays queued and the next accept fails at once:
+  // without the wait an accept loop would spin a core while the server is full.
+  asio::awaitable<void> acceptBackoff(asio::error_code ec, const char* what);
 
   // ---- ownership (ring over each front-end pool's healthy servers) ----
   // Replaces the users known from the CMS (settings users.<name>): name -> home pool.
@@ -136,6 +141,7 @@ class Core {
 
  private:
   asio::io_context& io_;
+  std::chrono::steady_clock::time_point last_accept_warning_{};
   FrontendConfig config_;
   rpc::Metrics& metrics_;
   UserStore store_;
