@@ -9,6 +9,8 @@ a room of N occupants for each N of --occupants (default 50 and 500):
   - memory per occupant: RSS growth of the server process(es) while the N occupants sign in
     and join, divided by N (a session AND a room membership each; Tandem: front end + chat
     server);
+  - CPU per delivery (server, PostgreSQL) net of each one's idle background, measured for 10 s
+    just before (bench/xmpp/run.py idle_rates), which is printed apart;
   - PostgreSQL cost per room message: transactions committed and rows written (pg_stat_database,
     all databases of the server's cluster), minus the idle background measured just before
     (Tandem's CMS/agent activity, the peers' none), after a wait for the statistics flush.
@@ -111,9 +113,10 @@ async def room(t, occupants, deliveries, seconds, workers, name):
     join_s = time.monotonic() - join_t0
     await asyncio.sleep(2)
     rss1 = rss_total(mem_pids)
-    # Idle background of the PostgreSQL cluster, over as long as the run will take.
+    # Idle background of the PostgreSQL cluster (transactions, rows) and of every process's CPU
+    # (xb.idle_rates), subtracted from the run so per-message figures are marginal costs.
     b0 = pg_counters(t)
-    await asyncio.sleep(min(seconds, 10))
+    bg_cpu = await xb.idle_rates(t, min(seconds, 10))
     b1 = pg_counters(t)
     idle_s = min(seconds, 10)
     c0, t0 = t.cpu(), time.monotonic()
@@ -147,7 +150,7 @@ async def room(t, occupants, deliveries, seconds, workers, name):
     pg_wall = run_wall + 11
     tx = (p1[0] - p0[0]) - bg[0] * pg_wall
     rows = (p1[1] - p0[1]) - bg[1] * pg_wall
-    d = xb.cpu_delta(c0, c1)
+    d = xb.marginal(c0, c1, run_wall, bg_cpu)
     lat.sort()
     return {"occupants": occupants, "sent": n_msgs, "expected": n_msgs * occupants,
             "delivered": count, "delivered_per_s": count / run_wall,
@@ -157,7 +160,8 @@ async def room(t, occupants, deliveries, seconds, workers, name):
             "server_us": 1e6 * d["server"] / max(count, 1), "pg_us": 1e6 * d["pg"] / max(count, 1),
             "kib_per_occupant": (rss1 - rss0) / occupants, "join_s": join_s,
             "pg_tx_per_msg": tx / n_msgs, "pg_rows_per_msg": rows / n_msgs,
-            "pg_background_tx_per_s": bg[0]}
+            "pg_background_tx_per_s": bg[0],
+            "idle_server_ms_per_s": 1000 * bg_cpu["server"], "idle_pg_ms_per_s": 1000 * bg_cpu["pg"]}
 
 
 def main():
@@ -205,17 +209,18 @@ def main():
     print(f"load average at the end: {os.getloadavg()[0]:.1f} (1 min), "
           f"{os.getloadavg()[2]:.1f} (15 min); {os.cpu_count()} CPUs\n")
     print("| server | occupants | delivered | delivered/s | p50 | p99 | server CPU/delivery "
-          "| PG CPU/delivery | KiB/occupant | PG tx/msg | PG rows/msg |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "| PG CPU/delivery | KiB/occupant | PG tx/msg | PG rows/msg | idle CPU server / PG |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name, rs in results.items():
         for r in rs:
             if "error" in r:
-                print(f"| {name} | {r['occupants']} | failed: {r['error'][:80]} |||||||||")
+                print(f"| {name} | {r['occupants']} | failed: {r['error'][:80]} ||||||||||")
                 continue
             print(f"| {name} | {r['occupants']} | {r['delivered']}/{r['expected']} | "
                   f"{r['delivered_per_s']:.0f} | {r['p50_ms']:.1f} ms | {r['p99_ms']:.1f} ms | "
                   f"{r['server_us']:.0f} µs | {r['pg_us']:.0f} µs | {r['kib_per_occupant']:.0f} | "
-                  f"{r['pg_tx_per_msg']:.2f} | {r['pg_rows_per_msg']:.2f} |")
+                  f"{r['pg_tx_per_msg']:.2f} | {r['pg_rows_per_msg']:.2f} | "
+                  f"{r['idle_server_ms_per_s']:.1f} / {r['idle_pg_ms_per_s']:.1f} ms/s |")
 
 
 if __name__ == "__main__":

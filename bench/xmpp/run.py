@@ -18,7 +18,9 @@ What it does, for each server in turn (all three are up for the whole run):
      presence), --dm-rate messages/s in all for --seconds; server (+ PostgreSQL) CPU per message,
      p50/p99 send->receive latency.
   3. idle sessions: --idle signed-in, bound, idle sessions; RSS delta of the server process / N.
-CPU is utime+stime from /proc (the machine is shared: wall time is not the server's cost).
+CPU is utime+stime from /proc (the machine is shared: wall time is not the server's cost), net of
+the idle background measured for 5 s before each phase (Tandem's CMS, agent and chat timers; the
+peers' own), which is printed apart.
 Receivers run in --workers separate processes so one Python process is not the bottleneck.
 Prints a Markdown report on stdout; details on stderr.
 """
@@ -102,6 +104,23 @@ def cpu_delta(a, b):
     return {k: b[k] - a[k] for k in a}
 
 
+async def idle_rates(t: Target, seconds: float = 5.0) -> dict:
+    """CPU seconds per second that `t`'s processes spend while no client asks anything (Tandem:
+    CMS heartbeats, the store agent's monitor, chat maintenance and compliance polls; the peers:
+    their timers). Measured just before a phase and subtracted from it, so that per-operation
+    figures are the marginal cost of the operations; reported apart as the idle background."""
+    a, w0 = t.cpu(), time.monotonic()
+    await asyncio.sleep(seconds)
+    b = t.cpu()
+    wall = time.monotonic() - w0
+    return {k: (b[k] - a[k]) / wall for k in a}
+
+
+def marginal(a: dict, b: dict, wall: float, bg: dict) -> dict:
+    """CPU between readings `a` and `b`, `wall` seconds apart, minus the idle background."""
+    return {k: max(0.0, b[k] - a[k] - bg[k] * wall) for k in a}
+
+
 # ---- 1. sign-ins --------------------------------------------------------------------------------
 
 async def signins(t: Target, n: int, conc: int) -> dict:
@@ -119,16 +138,18 @@ async def signins(t: Target, n: int, conc: int) -> dict:
             finally:
                 await s.close()
     await asyncio.gather(*(one(i) for i in range(10)))  # warm-up (sessions, caches, pools)
+    bg = await idle_rates(t)
     c0, w0, p0 = t.cpu(), time.monotonic(), time.process_time()
     await asyncio.gather(*(one(i) for i in range(n)))
     wall, client = time.monotonic() - w0, time.process_time() - p0
-    d = cpu_delta(c0, t.cpu())
+    d = marginal(c0, t.cpu(), wall, bg)
     ok = n - len(errors)
     if errors:
         log(f"{t.name}: {len(errors)} sign-ins failed, first: {errors[0]}")
     return {"ok": ok, "n": n, "server_ms": 1000 * d["server"] / max(ok, 1),
             "pg_ms": 1000 * d["pg"] / max(ok, 1), "per_s": ok / wall,
-            "client_ms": 1000 * client / max(ok, 1), "load": os.getloadavg()[0]}
+            "client_ms": 1000 * client / max(ok, 1), "load": os.getloadavg()[0],
+            "idle_server_ms_per_s": 1000 * bg["server"], "idle_pg_ms_per_s": 1000 * bg["pg"]}
 
 
 # ---- 2. persistent chat -------------------------------------------------------------------------
@@ -222,6 +243,7 @@ async def chat(t: Target, rate: float, seconds: float, workers: int, room="bench
                     own["lat"].append(now - int(m.group(3)))
     rows0 = t.archive_rows()
     drainer = asyncio.ensure_future(drain())
+    bg = await idle_rates(t)
     c0, t0 = t.cpu(), time.monotonic()
     for i in range(n_msgs):
         sender.send(f"<message to='{room}@{t.muc}' type='groupchat' id='m{i}'>"
@@ -235,7 +257,7 @@ async def chat(t: Target, rate: float, seconds: float, workers: int, room="bench
     while own["count"] < n_msgs and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
     await asyncio.sleep(1.0)
-    c1 = t.cpu()
+    c1, t1 = t.cpu(), time.monotonic()
     stop.set()
     lat, count = list(own["lat"]), own["count"]
     for _ in procs:
@@ -246,7 +268,7 @@ async def chat(t: Target, rate: float, seconds: float, workers: int, room="bench
         p.join(30)
     drainer.cancel()
     sender.abort()
-    d = cpu_delta(c0, c1)
+    d = marginal(c0, c1, t1 - t0, bg)
     rows = t.archive_rows() - rows0
     lat.sort()
     return {"sent": n_msgs, "expected": n_msgs * occupants, "delivered": count,
@@ -254,7 +276,8 @@ async def chat(t: Target, rate: float, seconds: float, workers: int, room="bench
             "server_us": 1e6 * d["server"] / max(count, 1), "pg_us": 1e6 * d["pg"] / max(count, 1),
             "p50_ms": lat[len(lat) // 2] / 1e6 if lat else float("nan"),
             "p99_ms": lat[int(len(lat) * 0.99)] / 1e6 if lat else float("nan"),
-            "archived": rows}
+            "archived": rows,
+            "idle_server_ms_per_s": 1000 * bg["server"], "idle_pg_ms_per_s": 1000 * bg["pg"]}
 
 
 # ---- 2b. 1:1 messages ---------------------------------------------------------------------------
@@ -336,6 +359,7 @@ async def direct(t: Target, rate: float, seconds: float, workers: int) -> dict:
         while await s.r.read(1 << 16):
             pass
     drains = [asyncio.ensure_future(discard(s)) for s in senders]
+    bg = await idle_rates(t)
     c0, t0 = t.cpu(), time.monotonic()
     for i in range(n_msgs):
         k = i % DM_PAIRS
@@ -346,7 +370,7 @@ async def direct(t: Target, rate: float, seconds: float, workers: int) -> dict:
             await asyncio.sleep(delay)
     send_wall = time.monotonic() - t0
     await asyncio.sleep(3.0)  # let deliveries finish (receivers keep counting until `stop`)
-    c1 = t.cpu()
+    c1, t1 = t.cpu(), time.monotonic()
     stop.set()
     lat, count = [], 0
     for _ in procs:
@@ -359,9 +383,10 @@ async def direct(t: Target, rate: float, seconds: float, workers: int) -> dict:
         d.cancel()
     for s in senders:
         s.abort()
-    d = cpu_delta(c0, c1)
+    d = marginal(c0, c1, t1 - t0, bg)
     lat.sort()
     return {"sent": n_msgs, "delivered": count, "offered_per_s": n_msgs / send_wall,
+            "idle_server_ms_per_s": 1000 * bg["server"], "idle_pg_ms_per_s": 1000 * bg["pg"],
             "server_us": 1e6 * d["server"] / max(count, 1), "pg_us": 1e6 * d["pg"] / max(count, 1),
             "p50_ms": lat[len(lat) // 2] / 1e6 if lat else float("nan"),
             "p99_ms": lat[int(len(lat) * 0.99)] / 1e6 if lat else float("nan"),
@@ -594,6 +619,8 @@ def report(results, a) -> str:
     row("1:1: p50 latency", lambda r: f"{r['dm']['p50_ms']:.1f} ms")
     row("1:1: p99 latency", lambda r: f"{r['dm']['p99_ms']:.1f} ms")
     row("1:1: load average", lambda r: f"{r['dm']['load']:.1f}")
+    row("idle background CPU, server / PostgreSQL (subtracted above)",
+        lambda r: f"{r['dm']['idle_server_ms_per_s']:.1f} / {r['dm']['idle_pg_ms_per_s']:.1f} ms/s")
     row("idle sessions opened", lambda r: f"{r['idle']['opened']}/{r['idle']['n']}")
     row("RSS per idle session", lambda r: f"{r['idle']['per_session_kib']:.1f} KiB")
     row("idle: load average", lambda r: f"{r['idle']['load']:.1f}")
