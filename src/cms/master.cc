@@ -87,6 +87,7 @@ class Master final : public MasterHandle {
   std::unique_ptr<Xds> standby_;
   std::chrono::steady_clock::time_point active_checked_{}, standby_synced_{}, heartbeat_{};
   std::optional<Version> latest_;
+  std::shared_ptr<const Snapshot> latest_snapshot_;  // latest_ parsed; null if it does not parse
   std::map<std::string, PeerState> peers_;
   std::string last_warning_;
 };
@@ -207,10 +208,13 @@ void Master::pushAll(Xds& xds, const topology::Topology& fallback_topo) {
     auto full = xds.get((*head)->number);
     if (!full || !*full) return;
     latest_ = **full;
+    // Parsed once per version, not every round (the YAML parse was most of an idle front
+    // end's CPU at 4 rounds a second).
+    auto snap = Snapshot::make(*latest_);
+    latest_snapshot_ = snap ? *snap : nullptr;
   }
   // Push to the servers of the version being pushed (a new server appears with its topology).
-  auto snap = Snapshot::make(*latest_);
-  const topology::Topology& topo = snap ? (*snap)->topology() : fallback_topo;
+  const topology::Topology& topo = latest_snapshot_ ? latest_snapshot_->topology() : fallback_topo;
   auto opts = rpc::ClientOptions{};
   opts.ca_file = o_.state_dir + "/pki/ca.pem";
   opts.token = secret_;

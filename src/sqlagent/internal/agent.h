@@ -41,6 +41,9 @@ inline constexpr const char* kWitness = "Witness";
 inline constexpr const char* kFenced = "Fenced";
 inline constexpr const char* kStopped = "Stopped";
 
+// application_name of the monitor's kept connections (Agent::monitorExec).
+inline constexpr const char* kMonitorApplication = "tandem-sqlagent monitor";
+
 // Timeline of a cluster, standby or not (one SELECT column).
 inline constexpr const char* kTimelineSql =
     "CASE WHEN pg_is_in_recovery() THEN coalesce((SELECT received_tli FROM pg_stat_wal_receiver),"
@@ -162,8 +165,23 @@ class Agent {
   bool isStreamingFrom(const std::string& principal);
 
   // ---- monitor (monitor.cc) ----
-  void observeLocal(Observed& o);
+  // `reuse`: on the monitor thread, through the monitor's kept connection (monitorExec).
+  void observeLocal(Observed& o, bool reuse = false);
   void observePartner(Observed& o, const Persisted& p);
+  // A connection the monitor keeps between rounds: to `address`, "" for our own PostgreSQL.
+  // Its application_name is kMonitorApplication (not a client: not listed, counted or ended).
+  struct MonitorConn {
+    std::string address;
+    std::unique_ptr<store::Connection> conn;
+  };
+  // Runs `sql` on `slot`'s kept connection to `address` (monitor thread only). A new PostgreSQL
+  // connection costs a fork and a SCRAM exchange on both sides, and the monitor needs two or
+  // three a second: that was most of an idle deployment's CPU. When the kept connection fails
+  // (the server restarted or went away) the statement is tried once on a fresh connection, so a
+  // round sees what a fresh connection would; a failed fresh one is not kept.
+  Result<store::QueryResult> monitorExec(MonitorConn& slot, const std::string& address,
+                                         const std::string& sql,
+                                         const std::vector<std::optional<std::string>>& params = {});
   void observeWitness(Observed& o, const Persisted& p);
   void decide(const Observed& o, const Persisted& p);
   void witnessRound();
@@ -190,6 +208,8 @@ class Agent {
   topology::Store self_;
   std::string token_;
   std::unique_ptr<PgCluster> pg_;
+  MonitorConn monitor_local_;    // monitor thread only
+  MonitorConn monitor_partner_;  // monitor thread only
   rpc::Metrics metrics_;
   std::atomic<bool> bootstrapped_{false};
 

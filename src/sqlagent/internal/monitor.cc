@@ -36,15 +36,40 @@ constexpr long kResyncLagBytes = 1 << 20;
 
 }  // namespace
 
-void Agent::observeLocal(Observed& o) {
+Result<store::QueryResult> Agent::monitorExec(MonitorConn& slot, const std::string& address,
+                                              const std::string& sql,
+                                              const std::vector<std::optional<std::string>>& params) {
+  if (slot.conn && slot.address == address && slot.conn->isOk()) {
+    auto r = slot.conn->exec(sql, params);
+    if (r || slot.conn->isOk()) return r;  // answered, or a statement error on a live connection
+  }
+  slot.conn.reset();
+  auto c = address.empty() ? pg_->connect() : pg_->connectTo(address);
+  if (!c) return fail(c.error());
+  // Named, so that listing and ending a store's client connections leave the agents' own alone.
+  (void)(*c)->exec("SET application_name = '" + std::string(kMonitorApplication) + "'");
+  auto r = (*c)->exec(sql, params);
+  if ((*c)->isOk()) {
+    slot.address = address;
+    slot.conn = std::move(*c);
+  }
+  return r;
+}
+
+void Agent::observeLocal(Observed& o, bool reuse) {
   o.pg_up = false;
   if (!pg_->isRunning()) return;
-  auto c = pg_->connect();
-  if (!c) return;
-  auto r = (*c)->exec(std::string("SELECT pg_is_in_recovery(), ") + kTimelineSql +
-                      ", CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()::text"
-                      " ELSE pg_current_wal_lsn()::text END,"
-                      " (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')");
+  const std::string sql = std::string("SELECT pg_is_in_recovery(), ") + kTimelineSql +
+                          ", CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()::text"
+                          " ELSE pg_current_wal_lsn()::text END,"
+                          " (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
+                          " AND application_name <> '" + kMonitorApplication + "')";
+  Result<store::QueryResult> r = fail(unavailable("not connected"));
+  if (reuse) {
+    r = monitorExec(monitor_local_, "", sql);
+  } else if (auto c = pg_->connect()) {
+    r = (*c)->exec(sql);
+  }
   if (!r) return;
   o.pg_up = true;
   o.in_recovery = r->rows[0][0] == "t";
@@ -63,13 +88,13 @@ void Agent::observePartner(Observed& o, const Persisted& p) {
   }
   bool principal_here = (p.role == kPrincipal || p.role == kStandalone) && o.pg_up && !o.in_recovery;
   if (principal_here) {
-    auto c = pg_->connect();
-    if (c) {
-      auto r = (*c)->exec(
-          "SELECT state, sync_state, coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), flush_lsn), 0)::bigint,"
-          " coalesce(extract(epoch FROM replay_lag), 0) FROM pg_stat_replication"
-          " WHERE application_name = $1", {p.partner});
-      if (r && !r->rows.empty()) {
+    auto r = monitorExec(
+        monitor_local_, "",
+        "SELECT state, sync_state, coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), flush_lsn), 0)::bigint,"
+        " coalesce(extract(epoch FROM replay_lag), 0) FROM pg_stat_replication"
+        " WHERE application_name = $1", {p.partner});
+    if (r) {
+      if (!r->rows.empty()) {
         const auto& row = r->rows[0];
         o.partner_reachable = true;
         o.lag_bytes = std::atol(row[2].c_str());
@@ -85,16 +110,16 @@ void Agent::observePartner(Observed& o, const Persisted& p) {
       }
     }
   }
-  auto pc = pg_->connectTo(addressOf(p.partner));
-  if (pc) {
-    auto r = (*pc)->exec(std::string("SELECT pg_is_in_recovery(), ") + kTimelineSql);
-    if (r) {
-      o.partner_reachable = true;
-      o.partner_writable = r->rows[0][0] == "f";
-      o.partner_timeline = std::atoi(r->rows[0][1].c_str());
-    }
+  const std::string partner = addressOf(p.partner);
+  auto r = monitorExec(monitor_partner_, partner,
+                       std::string("SELECT pg_is_in_recovery(), ") + kTimelineSql);
+  if (r) {
+    o.partner_reachable = true;
+    o.partner_writable = r->rows[0][0] == "f";
+    o.partner_timeline = std::atoi(r->rows[0][1].c_str());
     if (p.role == kMirror && o.partner_writable) {
-      auto s = (*pc)->exec(
+      auto s = monitorExec(
+          monitor_partner_, partner,
           "SELECT state, sync_state, coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), flush_lsn), 0)::bigint,"
           " coalesce(extract(epoch FROM replay_lag), 0) FROM pg_stat_replication"
           " WHERE application_name = $1", {self_.name});
@@ -148,7 +173,7 @@ void Agent::monitorOnce() {
     std::lock_guard lock(mu_);
     o = seen_;  // keep last-contact times across rounds
   }
-  observeLocal(o);
+  observeLocal(o, /*reuse=*/true);
   observePartner(o, p);
   observeWitness(o, p);
   if (!p.synchronous || p.mirror_removed || o.mirror_status == "SYNCHRONIZED") {

@@ -93,7 +93,7 @@ Result<nlohmann::json> Agent::connections() {
       " coalesce(application_name, ''), coalesce(state, ''),"
       " to_char(backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
       " FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
-      " ORDER BY backend_start");
+      " AND application_name <> '" + std::string(kMonitorApplication) + "' ORDER BY backend_start");
   if (!r) return fail(r.error());
   nlohmann::json list = nlohmann::json::array();
   for (const auto& row : r->rows) {
@@ -109,7 +109,8 @@ Result<nlohmann::json> Agent::endConnections(bool all, int pid) {
   auto c = pg_->connect();
   if (!c) return fail(c.error().withContext("store `" + self_.name + "`"));
   auto r = all ? (*c)->exec("SELECT count(pg_terminate_backend(pid)) FILTER (WHERE true) FROM pg_stat_activity"
-                            " WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()")
+                            " WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
+                            " AND application_name <> '" + std::string(kMonitorApplication) + "'")
                : (*c)->exec("SELECT count(*) FROM pg_stat_activity WHERE pid = $1::int AND"
                             " backend_type = 'client backend' AND pg_terminate_backend(pid)",
                             {std::to_string(pid)});
