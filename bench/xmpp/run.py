@@ -157,6 +157,38 @@ async def signins(t: Target, n: int, conc: int) -> dict:
 BODY_RE = re.compile(rb"<body>t:(\d+):(\d+):(\d+)</body>")
 
 
+async def _count_until_stopped(sessions, run_id, stop, out) -> None:
+    """Reads every session until `stop` is set, counting the messages of run `run_id` and their
+    send->receive latency (body t:<run>:<n>:<send ns>); puts (count, latencies) on `out` and
+    closes the sessions. The receiving half of every worker process."""
+    lat, count = [], 0
+
+    async def pump(s):
+        nonlocal count
+        while True:
+            chunk = await s.r.read(1 << 20)
+            if not chunk:
+                return
+            now = time.monotonic_ns()
+            s.buf += chunk
+            cut = s.buf.rfind(b"</message>")
+            if cut < 0:
+                continue
+            done, s.buf = s.buf[:cut + 10], s.buf[cut + 10:]
+            for m in BODY_RE.finditer(done):
+                if int(m.group(1)) == run_id:
+                    count += 1
+                    lat.append(now - int(m.group(3)))
+    tasks = [asyncio.ensure_future(pump(s)) for s in sessions]
+    while not stop.is_set():
+        await asyncio.sleep(0.05)
+    for tk in tasks:
+        tk.cancel()
+    out.put((count, lat))
+    for s in sessions:
+        s.abort()
+
+
 def _receiver(address, muc, room, users, run_id, ready, go, stop, out):
     """A worker process: signs in `users`, joins the room, counts deliveries of run `run_id`."""
     resource.setrlimit(resource.RLIMIT_NOFILE, (resource.getrlimit(resource.RLIMIT_NOFILE)[1],) * 2)
@@ -172,32 +204,7 @@ def _receiver(address, muc, room, users, run_id, ready, go, stop, out):
             await s._until(rb"status code=['\"]110['\"]", 30)
             sessions.append(s)
         ready.release()
-        lat, count = [], 0
-
-        async def pump(s):
-            nonlocal count
-            while True:
-                chunk = await s.r.read(1 << 20)
-                if not chunk:
-                    return
-                now = time.monotonic_ns()
-                s.buf += chunk
-                cut = s.buf.rfind(b"</message>")
-                if cut < 0:
-                    continue
-                done, s.buf = s.buf[:cut + 10], s.buf[cut + 10:]
-                for m in BODY_RE.finditer(done):
-                    if int(m.group(1)) == run_id:
-                        count += 1
-                        lat.append(now - int(m.group(3)))
-        tasks = [asyncio.ensure_future(pump(s)) for s in sessions]
-        while not stop.is_set():
-            await asyncio.sleep(0.05)
-        for tk in tasks:
-            tk.cancel()
-        out.put((count, lat))
-        for s in sessions:
-            s.abort()
+        await _count_until_stopped(sessions, run_id, stop, out)
     asyncio.run(main())
 
 
@@ -302,32 +309,7 @@ def _dm_receiver(address, users, run_id, ready, stop, out):
         for s in sessions:  # drop what sign-in and presence brought (no messages yet)
             s.buf = b""
         ready.release()
-        lat, count = [], 0
-
-        async def pump(s):
-            nonlocal count
-            while True:
-                chunk = await s.r.read(1 << 20)
-                if not chunk:
-                    return
-                now = time.monotonic_ns()
-                s.buf += chunk
-                cut = s.buf.rfind(b"</message>")
-                if cut < 0:
-                    continue
-                done, s.buf = s.buf[:cut + 10], s.buf[cut + 10:]
-                for m in BODY_RE.finditer(done):
-                    if int(m.group(1)) == run_id:
-                        count += 1
-                        lat.append(now - int(m.group(3)))
-        tasks = [asyncio.ensure_future(pump(s)) for s in sessions]
-        while not stop.is_set():
-            await asyncio.sleep(0.05)
-        for tk in tasks:
-            tk.cancel()
-        out.put((count, lat))
-        for s in sessions:
-            s.abort()
+        await _count_until_stopped(sessions, run_id, stop, out)
     asyncio.run(main())
 
 
