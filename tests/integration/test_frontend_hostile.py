@@ -1,4 +1,4 @@
-"""Front end under hostile input: billion laughs, DTDs, invalid UTF-8, unclosed tags, a 10 MiB
+"""Front end under hostile input: billion laughs, DTDs, invalid UTF-8, mismatched and unclosed tags, a 10 MiB
 stanza, wrong passwords (one and a thousand) and a stanza flood from one connection. Each attacker
 gets its stream error; the server stays up and other users notice nothing (issue 6).
 
@@ -50,6 +50,8 @@ def test_hostile_input_gets_stream_errors_and_spares_others(lab):
         # A DTD without entities is refused too (RFC 6120 §11.1).
         "restricted-xml ": "<?xml version='1.0'?><!DOCTYPE stream:stream SYSTEM "
                            "'http://example.test/x.dtd'>" + header[len("<?xml version='1.0'?>"):],
+        # A closing tag that does not match its opening tag.
+        "not-well-formed ": header + "<message><body>x</bodyy></message>",
         # 10 MiB in one stanza: cut off at the stanza limit (256 KiB), long before the end.
         "policy-violation": header + "<message><body>" + "a" * (10 * 1024 * 1024) + "</body></message>",
     }
