@@ -1,6 +1,8 @@
-"""Front end under hostile input: billion laughs, DTDs, invalid UTF-8, mismatched and unclosed tags, a 10 MiB
-stanza, wrong passwords (one and a thousand) and a stanza flood from one connection. Each attacker
-gets its stream error; the server stays up and other users notice nothing (issue 6).
+"""Front end under hostile input: billion laughs, DTDs, invalid UTF-8, mismatched and unclosed
+tags, a 10 MiB stanza, wrong passwords (one and a thousand), a stanza flood from one connection,
+a client that stops reading and a flood of connections past the descriptor limit. Each attacker
+gets its stream error (or its connection closed); the server stays up and other users notice
+nothing (issue 6).
 
 The lab (lib/frontend_lab.make_lab) is started once for this file. Run: TANDEM_TEST_NET=14 \
     TANDEM_BUILD_DIR=build-h4 /usr/bin/python3 -m pytest tests/integration/test_frontend_hostile.py
