@@ -80,26 +80,8 @@ async def room(t, occupants, deliveries, seconds, workers, name):
     await sender._until(rb"status code=['\"]110['\"]", 30)
     # The sender's socket must be read while 499 others join (their presences), or the server
     # blocks on it: drain from the start.
-    own = {"count": 0, "lat": []}
-
-    async def drain():
-        while True:
-            chunk = await sender.r.read(1 << 20)
-            if not chunk:
-                return
-            now = time.monotonic_ns()
-            sender.buf += chunk
-            cut = sender.buf.rfind(b"</message>")
-            if cut < 0:
-                if len(sender.buf) > (1 << 22):
-                    sender.buf = sender.buf[-4096:]
-                continue
-            done, sender.buf = sender.buf[:cut + 10], sender.buf[cut + 10:]
-            for m in xb.BODY_RE.finditer(done):
-                if int(m.group(1)) == run_id:
-                    own["count"] += 1
-                    own["lat"].append(now - int(m.group(3)))
-    drainer = asyncio.ensure_future(drain())
+    own = []  # the sender's own deliveries (reflections): latencies
+    drainer = asyncio.ensure_future(xb.read_deliveries(sender, run_id, own))
     for p in procs:
         p.start()
     join_t0 = time.monotonic()
@@ -129,13 +111,13 @@ async def room(t, occupants, deliveries, seconds, workers, name):
             await asyncio.sleep(delay)
     send_wall = time.monotonic() - t0
     deadline = time.monotonic() + 60
-    while own["count"] < n_msgs and time.monotonic() < deadline:
+    while len(own) < n_msgs and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
     await asyncio.sleep(1.0)
     c1 = t.cpu()
     run_wall = time.monotonic() - t0
     stop.set()
-    lat, count = list(own["lat"]), own["count"]
+    lat, count = list(own), len(own)
     for _ in procs:
         c, lt = out.get(timeout=120)
         count += c
