@@ -206,7 +206,8 @@ void ChatServer::Impl::maintenance() {
   // store became ready, and at least every kFeedAtLeastEvery (it is also how the store's health
   // is checked while idle): an idle server no longer opens two transactions four times a second.
   constexpr auto kFeedAtLeastEvery = std::chrono::seconds(2);
-  uint64_t fed_after_messages = 0;
+  uint64_t fed_after_messages = 0;  // the writer's commit count when the last feed began
+  bool feed_again = false;          // the last feed did not drain the queue
   auto last_feed = std::chrono::steady_clock::time_point{};
   std::unique_lock<std::mutex> lock(mu);
   while (!stopping) {
@@ -247,7 +248,8 @@ void ChatServer::Impl::maintenance() {
       }
     }
     const uint64_t committed = writer ? writer->stats().messages : 0;
-    const bool feed_due = !was_ready || became_ready || committed != fed_after_messages ||
+    const bool feed_due = !was_ready || became_ready || feed_again ||
+                          committed != fed_after_messages ||
                           std::chrono::steady_clock::now() - last_feed >= kFeedAtLeastEvery;
     if (st && schema_ready && feed_due) {
       bool drained = false;
@@ -264,8 +266,8 @@ void ChatServer::Impl::maintenance() {
         }
       }
       last_feed = std::chrono::steady_clock::now();
-      // Not drained (an error, or more than 20 batches waiting): feed again next round.
-      fed_after_messages = drained ? committed : committed - 1;
+      fed_after_messages = committed;
+      feed_again = !drained;  // an error, or more than 20 batches waiting
     }
     was_ready = st.isOk() && schema_ready;
     lock.lock();

@@ -31,6 +31,13 @@ namespace {
 
 double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
+// The walsender row of mirror $1 on a principal: state, sync_state, bytes not yet flushed,
+// replay lag in seconds. Run on our own PostgreSQL (principal) or the partner's (mirror).
+constexpr const char* kReplicationRowSql =
+    "SELECT state, sync_state, coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), flush_lsn), 0)::bigint,"
+    " coalesce(extract(epoch FROM replay_lag), 0) FROM pg_stat_replication"
+    " WHERE application_name = $1";
+
 // Rule 5: a streaming mirror this close (bytes not yet flushed) is made synchronous.
 constexpr long kResyncLagBytes = 1 << 20;
 
@@ -88,11 +95,7 @@ void Agent::observePartner(Observed& o, const Persisted& p) {
   }
   bool principal_here = (p.role == kPrincipal || p.role == kStandalone) && o.pg_up && !o.in_recovery;
   if (principal_here) {
-    auto r = monitorExec(
-        monitor_local_, "",
-        "SELECT state, sync_state, coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), flush_lsn), 0)::bigint,"
-        " coalesce(extract(epoch FROM replay_lag), 0) FROM pg_stat_replication"
-        " WHERE application_name = $1", {p.partner});
+    auto r = monitorExec(monitor_local_, "", kReplicationRowSql, {p.partner});
     if (r) {
       if (!r->rows.empty()) {
         const auto& row = r->rows[0];
@@ -118,11 +121,7 @@ void Agent::observePartner(Observed& o, const Persisted& p) {
     o.partner_writable = r->rows[0][0] == "f";
     o.partner_timeline = std::atoi(r->rows[0][1].c_str());
     if (p.role == kMirror && o.partner_writable) {
-      auto s = monitorExec(
-          monitor_partner_, partner,
-          "SELECT state, sync_state, coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), flush_lsn), 0)::bigint,"
-          " coalesce(extract(epoch FROM replay_lag), 0) FROM pg_stat_replication"
-          " WHERE application_name = $1", {self_.name});
+      auto s = monitorExec(monitor_partner_, partner, kReplicationRowSql, {self_.name});
       if (s && !s->rows.empty()) {
         const auto& row = s->rows[0];
         bool sync = row[0] == "streaming" && row[1] == "sync";
