@@ -11,6 +11,7 @@
 
 #include "chat/compliance.h"
 #include "chat/db_runner.h"
+#include "chat/delivery_paths.h"
 #include "chat/group_commit.h"
 #include "chat/muc_service.h"
 #include "chat/room_store.h"
@@ -27,7 +28,8 @@ namespace {
 // What a chat server takes from one CMS snapshot.
 struct PoolView {
   std::string pool, service, state = "Normal", store, frontend_pool, default_category;
-  std::vector<std::string> store_addresses, active_servers, frontend_addresses;
+  std::vector<std::string> store_addresses, active_servers;
+  std::vector<std::pair<std::string, std::string>> frontend_servers;  // (fqdn, address)
   std::vector<topology::Room> demo_rooms;
   bool active = false;
 };
@@ -58,7 +60,7 @@ Result<PoolView> viewOf(const cms::Snapshot& snap, const std::string& server) {
     }
   }
   if (const auto* fe = topo.findPool(v.frontend_pool)) {
-    for (const auto& s : fe->servers) v.frontend_addresses.push_back(s.address);
+    for (const auto& s : fe->servers) v.frontend_servers.emplace_back(s.fqdn, s.address);
   }
   v.demo_rooms = topo.rooms;
   for (const auto& a : v.active_servers) v.active = v.active || a == server;
@@ -86,8 +88,12 @@ struct ChatServer::Impl {
   std::unique_ptr<GroupCommitWriter> writer;
   std::unique_ptr<DbRunner> db;
   std::unique_ptr<MucService> muc;
-  std::map<std::string, std::shared_ptr<xmpp::ComponentClient>> links;  // by FE address
-  size_t next_link = 0;
+  std::map<std::string, std::shared_ptr<xmpp::ComponentClient>> links;  // by FE server FQDN
+  DeliveryPaths paths;   // which link carries each destination's stanzas (delivery_paths.h)
+  HeldStanzas held;      // while no front end is attached
+  asio::steady_timer hold_timer{io};
+  uint64_t undeliverable = 0;  // held too long or pushed out of a full hold
+  uint64_t discarded_before = 0;  // discarded by links that were replaced (their counts)
   int watch_id = 0;
 
   // Maintenance thread: schemas + demo rooms once per store, then the compliance feed.
@@ -103,19 +109,56 @@ struct ChatServer::Impl {
   std::string last_store_error;                 // GUARDED_BY(mu)
   std::thread maint_thread;
 
+  // Every stanza for one destination goes through one front end (delivery_paths.h); with no
+  // front end attached it is held, in order, behind what is held already.
   void send(std::string stanza) {
-    if (links.empty()) return;
-    // Any attached front end will do: it routes to the user's owning front end over its links.
-    for (size_t i = 0; i < links.size(); ++i) {
-      auto it = links.begin();
-      std::advance(it, (next_link + i) % links.size());
-      if (it->second->isAttached()) {
-        next_link = (next_link + i + 1) % links.size();
-        it->second->send(std::move(stanza));
-        return;
+    if (held.empty() && deliver(stanza)) return;
+    undeliverable += held.push(std::move(stanza), std::chrono::steady_clock::now());
+    flushHeld();
+    if (!held.empty()) armHoldTimer();
+  }
+
+  // False (and `stanza` untouched) when no front end is attached.
+  bool deliver(std::string& stanza) {
+    std::string fe = paths.pathFor(destinationOf(stanza), std::chrono::steady_clock::now());
+    auto it = links.find(fe);
+    if (it == links.end() || !it->second->isAttached()) return false;
+    return it->second->send(std::move(stanza));
+  }
+
+  void flushHeld() {
+    while (!held.empty() && deliver(held.front())) held.pop();
+  }
+
+  void armHoldTimer() {
+    hold_timer.expires_after(std::chrono::milliseconds(500));
+    hold_timer.async_wait([this](const asio::error_code& ec) {
+      if (ec) return;
+      size_t n = held.expire(std::chrono::steady_clock::now());
+      if (n > 0) {
+        undeliverable += n;
+        spdlog::warn("no front end of {} attached for 5 s: {} stanza(s) undeliverable",
+                     view.frontend_pool, n);
       }
+      flushHeld();
+      if (!held.empty()) armHoldTimer();
+    });
+  }
+
+  // After a link attached or detached: the ring of delivery paths follows the attached set.
+  void onLinksChanged() {
+    std::vector<std::string> attached;
+    for (const auto& [fqdn, link] : links) {
+      if (link->isAttached()) attached.push_back(fqdn);
     }
-    spdlog::debug("no front end attached; dropped a stanza");
+    paths.setAttached(std::move(attached));
+    flushHeld();
+  }
+
+  uint64_t discarded() const {
+    uint64_t n = discarded_before;
+    for (const auto& [fqdn, link] : links) n += link->discarded();
+    return n;
   }
 
   void apply(const cms::Snapshot& snap);
@@ -151,8 +194,12 @@ void ChatServer::Impl::apply(const cms::Snapshot& snap) {
     auto timer = std::make_shared<asio::steady_timer>(io, std::chrono::milliseconds(500));
     timer->async_wait([this, timer](const asio::error_code&) {
       if (view.active) return;  // reactivated meanwhile
-      for (auto& [addr, link] : links) link->stop();
+      for (auto& [fqdn, link] : links) {
+        discarded_before += link->discarded();
+        link->stop();
+      }
       links.clear();
+      onLinksChanged();
     });
   } else {
     auto ring = std::make_shared<HashRing>(view.active_servers);
@@ -162,30 +209,33 @@ void ChatServer::Impl::apply(const cms::Snapshot& snap) {
           return ring->ownerOf(room + "@" + service) == me;
         },
         true);
-    std::map<std::string, bool> wanted;
-    for (const auto& a : view.frontend_addresses) wanted[a] = true;
+    std::map<std::string, std::string> wanted;  // fqdn -> address
+    for (const auto& [fqdn, a] : view.frontend_servers) wanted[fqdn] = a;
     for (auto it = links.begin(); it != links.end();) {
-      if (!wanted.count(it->first)) {
+      if (!wanted.count(it->first) || wanted[it->first] != it->second->options().host) {
+        discarded_before += it->second->discarded();
         it->second->stop();
         it = links.erase(it);
       } else {
         ++it;
       }
     }
-    for (const auto& a : view.frontend_addresses) {
-      if (links.count(a)) continue;
+    for (const auto& [fqdn, a] : view.frontend_servers) {
+      if (links.count(fqdn)) continue;
       auto link = xmpp::ComponentClient::create(
           io.get_executor(),
           {.host = a, .port = options.component_port, .service = view.service,
            .identity = options.server, .secret = token},
           [this](xml::Element st) { muc->handle(std::move(st)); },
-          [a](bool attached, const std::string& why) {
+          [this, a](bool attached, const std::string& why) {
             if (attached) spdlog::info("attached to front end {} as a component", a);
             else spdlog::warn("detached from front end {}: {}", a, why);
+            onLinksChanged();
           });
       link->start();
-      links[a] = link;
+      links[fqdn] = link;
     }
+    onLinksChanged();
   }
   {
     std::lock_guard<std::mutex> lock(mu);
@@ -342,8 +392,9 @@ void ChatServer::stop() {
   if (i.maint_thread.joinable()) i.maint_thread.join();
   std::promise<void> detached;
   asio::post(i.io, [&i, &detached] {
-    for (auto& [a, link] : i.links) link->stop();
+    for (auto& [fqdn, link] : i.links) link->stop();
     i.links.clear();
+    i.hold_timer.cancel();
     detached.set_value();
   });
   detached.get_future().wait_for(std::chrono::seconds(2));
@@ -361,8 +412,9 @@ nlohmann::json ChatServer::status() {
   asio::post(i.io, [&i, p] {
     const auto& v = i.view;
     nlohmann::json fes = nlohmann::json::array();
-    for (const auto& [a, link] : i.links) {
-      fes.push_back({{"address", a}, {"attached", link->isAttached()}});
+    for (const auto& [fqdn, link] : i.links) {
+      fes.push_back({{"server", fqdn}, {"address", link->options().host},
+                     {"attached", link->isAttached()}});
     }
     auto s = i.muc->stats();
     auto c = i.writer->stats();
@@ -383,6 +435,10 @@ nlohmann::json ChatServer::status() {
         {"messages_stored", s.messages_stored},
         {"messages_broadcast", s.messages_broadcast},
         {"compliance_fed", i.compliance_fed.load()},
+        {"delivery", {{"held", i.held.size()}, {"undeliverable", i.undeliverable},
+                      {"discarded_on_link_loss", i.discarded()},
+                      {"path_switches", i.paths.switches()},
+                      {"destinations", i.paths.remembered()}}},
         {"schema_ready", i.schema_ready.load()},
         {"commit", {{"batches", c.batches}, {"messages", c.messages}, {"failed", c.failed},
                     {"last_batch_size", c.last_batch_size}, {"max_batch_size", c.max_batch_size},
@@ -424,6 +480,16 @@ void ChatServer::refreshMetrics(rpc::Metrics& m) {
              "messages refused because the store was unreachable");
   m.setGauge("tandem_chat_compliance_fed_total", s["compliance_fed"].get<double>(), {},
              "messages copied into the compliance queue");
+  const auto& dv = s["delivery"];
+  m.setGauge("tandem_chat_stanzas_held", dv["held"].get<double>(), {},
+             "stanzas waiting for a front end to attach (none is)");
+  m.setGauge("tandem_chat_stanzas_undeliverable_total", dv["undeliverable"].get<double>(), {},
+             "stanzas dropped after waiting for a front end (or pushed out of a full hold)");
+  m.setGauge("tandem_chat_stanzas_discarded_on_link_loss_total",
+             dv["discarded_on_link_loss"].get<double>(), {},
+             "stanzas queued on a component link that was lost before they were written");
+  m.setGauge("tandem_chat_delivery_path_switches_total", dv["path_switches"].get<double>(), {},
+             "destinations moved to another front end because theirs detached");
   double attached = 0;
   for (const auto& f : s["frontends"]) attached += f["attached"].get<bool>() ? 1 : 0;
   m.setGauge("tandem_chat_frontends_attached", attached, {}, "front ends this server is attached to");

@@ -10,6 +10,9 @@ namespace tandem::chat {
 
 namespace {
 constexpr int kColumnsPerRow = 9;
+// First key of the transaction-scoped advisory locks that serialise the writers of one room
+// (the second is hashtext(room)); an arbitrary constant of ours.
+constexpr int kRoomOrderLockSpace = 14014;
 }
 
 GroupCommitWriter::GroupCommitWriter(store::ConnectionPool& pool, GroupCommitOptions options)
@@ -51,14 +54,32 @@ GroupCommitStats GroupCommitWriter::stats() const {
 Status GroupCommitWriter::storeBatch(store::Connection& c, const std::string& writer,
                                      std::vector<StoredMessage>& batch) {
   if (batch.empty()) return Status::ok();
+  // The archive order of a room is `seq`, and it must also be the order in which messages
+  // become visible, or a MAM pager reading "after seq N" could pass a smaller seq that commits
+  // later (#14). One room has one writing server, whose writer commits batches one after the
+  // other; while rooms move between servers two writers may briefly hold the same room, so the
+  // statement first takes a transaction-scoped lock per room (in name order: no deadlock)
+  // before any row draws its seq. The lock is held until this statement's commit.
   std::string sql =
+      "WITH locked AS (SELECT pg_advisory_xact_lock(" + std::to_string(kRoomOrderLockSpace) +
+      ", hashtext(r)) FROM (SELECT DISTINCT unnest($1::text[]) AS r ORDER BY 1) rooms) "
       "INSERT INTO messages(room, stanza_id, origin_id, sender, nick, body, stanza, ts, "
-      "written_by) VALUES ";
+      "written_by) SELECT * FROM (VALUES ";
   std::vector<std::optional<std::string>> params;
-  params.reserve(batch.size() * kColumnsPerRow);
+  params.reserve(batch.size() * kColumnsPerRow + 1);
+  std::string rooms = "{";
+  for (size_t i = 0; i < batch.size(); ++i) {
+    rooms += (i ? ",\"" : "\"");
+    for (char ch : batch[i].room) {
+      if (ch == '"' || ch == '\\') rooms += '\\';
+      rooms += ch;
+    }
+    rooms += '"';
+  }
+  params.push_back(rooms + "}");
   for (size_t i = 0; i < batch.size(); ++i) {
     const auto& m = batch[i];
-    int b = static_cast<int>(i) * kColumnsPerRow;
+    int b = static_cast<int>(i) * kColumnsPerRow + 1;
     auto p = [&](int k) { return "$" + std::to_string(b + k); };
     sql += (i ? ",(" : "(") + p(1) + "," + p(2) + "," + p(3) + "," + p(4) + "," + p(5) + "," +
            p(6) + "," + p(7) + ",'epoch'::timestamptz + " + p(8) +
@@ -66,7 +87,8 @@ Status GroupCommitWriter::storeBatch(store::Connection& c, const std::string& wr
     params.insert(params.end(), {m.room, m.stanza_id, m.origin_id, m.sender, m.nick, m.body,
                                  m.stanza, std::to_string(m.ts_us), writer});
   }
-  sql += " ON CONFLICT (stanza_id) DO NOTHING RETURNING seq, stanza_id";
+  sql += ") AS v WHERE (SELECT count(*) FROM locked) >= 0"
+         " ON CONFLICT (stanza_id) DO NOTHING RETURNING seq, stanza_id";
   auto r = c.exec(sql, params);
   if (!r) return r.error();
   std::unordered_map<std::string, int64_t> seqs;

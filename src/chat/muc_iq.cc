@@ -494,14 +494,17 @@ void MucService::onMamQuery(Room& room, const xml::Element& iq, const xml::Eleme
   } else {
     q.max = 50;
   }
+  // XEP-0313 §4.1.4 <flip-page/>: the page's results come in reverse archive order; <first/>
+  // and <last/> keep their RSM meaning (archive order), so paging goes on the same way.
+  const bool flip = query.child("flip-page") != nullptr;
   ++stats_.mam_queries;
   auto alive = alive_;
   const std::string queryid = query.attr("queryid");
   const std::string room_jid = roomJid(room);
-  db_.read([this, alive, iq, q, queryid, room_jid](Result<store::Connection*> c)
+  db_.read([this, alive, iq, q, queryid, room_jid, flip](Result<store::Connection*> c)
                -> std::function<void()> {
     auto page = c ? queryArchive(**c, q) : Result<ArchivePage>(fail(c.error()));
-    return [this, alive, iq, page, queryid, room_jid]() {
+    return [this, alive, iq, page, queryid, room_jid, flip]() {
       if (!*alive) return;
       if (!page) {
         if (page.error().code() == StatusCode::kInvalidArgument) {
@@ -512,7 +515,13 @@ void MucService::onMamQuery(Room& room, const xml::Element& iq, const xml::Eleme
         return;
       }
       const std::string to = iq.attr("from");
-      for (const auto& m : page->messages) {
+      // Every result is handed to send_ before the <fin/> iq below, and both take the same
+      // front-end path (delivery_paths.h), so the results arrive first (XEP-0313 §4).
+      std::vector<const StoredMessage*> order;
+      for (const auto& m : page->messages) order.push_back(&m);
+      if (flip) std::reverse(order.begin(), order.end());
+      for (const StoredMessage* mp : order) {
+        const StoredMessage& m = *mp;
         // <message to from=room><result queryid id><forwarded><delay/>stored</forwarded></result>
         std::string s = "<message to=\"" + xml::escape(to) + "\" from=\"" + xml::escape(room_jid) +
                         "\" id=\"" + xmpp::newId() + "\"><result xmlns=\"" + kNsMam + "\"" +

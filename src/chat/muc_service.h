@@ -42,7 +42,7 @@ struct MucLimits {
   size_t max_body_bytes = 64 * 1024;      // longer messages: not-acceptable
   size_t max_occupants_per_room = 5000;   // joins beyond: service-unavailable
   size_t max_history_stanzas = 50;        // history on join, upper bound (default 20)
-  size_t max_mam_page = 250;              // MAM page size cap
+  size_t max_mam_page = 500;              // MAM page size cap (a 500-result page, #14)
   size_t max_rooms_loading = 1000;        // rooms loading at once; beyond: wait/resource-constraint
   size_t max_nick_changes_per_10s = 5;    // per occupant; beyond: wait/resource-constraint
 };

@@ -79,6 +79,7 @@ asio::awaitable<void> ComponentClient::runLoop() {
     std::string why = co_await session();
     bool was_attached = attached_;
     attached_ = false;
+    discarded_ += out_.size();
     out_.clear();
     if (stopped_) break;
     if (was_attached) on_state_(false, why);

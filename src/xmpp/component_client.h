@@ -69,6 +69,9 @@ class ComponentClient : public std::enable_shared_from_this<ComponentClient> {
   // Stanzas received / sent since creation, for metrics.
   uint64_t received() const { return received_; }
   uint64_t sent() const { return sent_; }
+  // Stanzas accepted by send() but not yet written when their connection was lost (they are
+  // gone: nothing is re-sent on the next connection, since routing may change meanwhile).
+  uint64_t discarded() const { return discarded_; }
 
  private:
   ComponentClient(asio::any_io_executor ex, ComponentOptions o, StanzaHandler s, StateHandler st);
@@ -88,7 +91,7 @@ class ComponentClient : public std::enable_shared_from_this<ComponentClient> {
   bool stopped_ = false;
   bool attached_ = false;
   bool writing_ = false;
-  uint64_t received_ = 0, sent_ = 0;
+  uint64_t received_ = 0, sent_ = 0, discarded_ = 0;
 };
 
 }  // namespace tandem::xmpp

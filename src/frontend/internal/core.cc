@@ -289,7 +289,10 @@ void Core::route(Element st, Origin origin) {
     std::string pool = homePoolOf(to->local);
     if (!pool.empty()) {
       routeToUser(std::move(st), *to, pool, origin, started);
+    } else if (auto w = waiting_for_lookup_.find(to->local); w != waiting_for_lookup_.end()) {
+      w->second.emplace_back(std::move(st), origin);  // behind the stanza being looked up
     } else {
+      waiting_for_lookup_[to->local];
       spawn(routeAfterLookup(std::move(st), *to, origin), "user lookup");
     }
     return;
@@ -304,8 +307,21 @@ void Core::route(Element st, Origin origin) {
 asio::awaitable<void> Core::routeAfterLookup(Element st, x::Jid to, Origin origin) {
   auto started = std::chrono::steady_clock::now();
   std::string user = to.local;
-  std::string pool = co_await findHomePool(user);
+  std::string pool;
+  try {
+    pool = co_await findHomePool(user);
+  } catch (const std::exception& e) {
+    spdlog::warn("looking up the home pool of {}: {}", user, e.what());
+  }
   routeToUser(std::move(st), to, pool, origin, started);
+  // Stanzas for the same user that arrived during the lookup, in their order (a second lookup
+  // running beside the first could finish first and let a later stanza overtake, #14).
+  auto waiting = std::move(waiting_for_lookup_[user]);
+  waiting_for_lookup_.erase(user);
+  for (auto& [w, o] : waiting) {
+    auto wto = x::Jid::parse(w.attr("to"));
+    if (wto) routeToUser(std::move(w), *wto, pool, o, started);
+  }
 }
 
 void Core::routeToUser(Element st, const x::Jid& to, const std::string& pool, Origin origin,

@@ -154,6 +154,9 @@ class Core {
   std::map<std::string, std::string> cms_directory_;
   std::map<std::string, std::string> found_users_;  // name -> pool, from rtc lookups
   std::map<std::string, std::chrono::steady_clock::time_point> missing_users_;  // negative cache
+  // Stanzas for a user whose home pool is being looked up, by user name, in arrival order: one
+  // lookup per user at a time, so none overtakes another (routeAfterLookup).
+  std::map<std::string, std::vector<std::pair<xml::Element, Origin>>> waiting_for_lookup_;
   struct AuthFailures {
     int count = 0;
     std::chrono::steady_clock::time_point window_start;
