@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+import xml.etree.ElementTree as ET
 
 from lib.xmpp_clients import owner_of, slix_connect
 from test_chat_muc import NS_MAM, NS_RSM, SERVICE, Chat
@@ -126,6 +127,7 @@ def groupchat_bodies(chat, room, prefix):
         body = m.findtext("{jabber:client}body") or ""
         if m.get("type") == "groupchat" and body.startswith(prefix):
             got.setdefault(frm.split("@")[0], []).append(body)
+            chat.__dict__.setdefault("raw", []).append(ET.tostring(m).decode()[:400])
         else:
             chat.msgs.put_nowait(_Raw(m))
     return got.get(room, [])
@@ -199,11 +201,17 @@ async def read_archive(chat, room, max_, backward=False, flip=False):
     return [b for p in pages for b in p]
 
 
-async def send_burst(chat, rooms, n, tag):
-    """`chat` says tag-<name>-<i> for i < n into rooms[i % len(rooms)], at full speed."""
+async def send_burst(chat, rooms, n, tag, pace=0.0):
+    """`chat` says tag-<name>-<i> for i < n into rooms[i % len(rooms)], at full speed (or
+    pausing `pace` s every 10 messages, so that a fault strikes while they are flowing)."""
     for i in range(n):
-        chat.say(rooms[i % len(rooms)], f"{tag}-{chat.name}-{i}")
-        if i % 50 == 49:
+        try:
+            chat.say(rooms[i % len(rooms)], f"{tag}-{chat.name}-{i}")
+        except Exception:  # noqa: BLE001 - its server was killed under it (fault tests)
+            break
+        if pace and i % 10 == 9:
+            await asyncio.sleep(pace)
+        elif i % 50 == 49:
             await asyncio.sleep(0)  # let slixmpp's writer run; no pacing
     return [f"{tag}-{chat.name}-{i}" for i in range(n)]
 
@@ -320,3 +328,110 @@ def test_one_to_one_messages_across_pools_keep_their_order_both_ways(site):
         finally:
             await close_all([a, b])
     asyncio.run(scenario())
+
+
+# ---- faults ----------------------------------------------------------------------------------
+
+def cut_component_link(d, fe):
+    """Aborts the chat server's component connection to `fe` (both ends get a reset), as a
+    network cut would; the chat server reconnects on its own."""
+    subprocess.run(["ss", "-K", "-t", "dst", d.address(fe), "dport", "=", ":5347"],
+                   check=True, capture_output=True, timeout=10)
+
+
+def kill_server(d, fqdn):
+    rec = next(r for r in d.run_records() if r.get("name") == fqdn)
+    os.kill(int(rec["pid"]), signal.SIGKILL)
+
+
+def missing_runs(got, archive):
+    """How many separate runs of the archive are missing from `got` (a subsequence of it)."""
+    have, runs, in_gap = set(got), 0, False
+    for b in archive:
+        gap = b not in have
+        runs += gap and not in_gap
+        in_gap = gap
+    return runs
+
+
+async def run_with_fault(d, tag, fault, untouched, lost_fe=None):
+    """3 senders x 600 messages into two fresh rooms, over ~6 s; `fault()` strikes once the pool2
+    reader has 1/4 of them. Checks what every client received against the archive; returns
+    {user: missing count} for the report. Senders on a front end in `untouched` (whose path to
+    the chat server the fault does not cross) must lose nothing."""
+    n, rooms = 600, [f"{tag}a", f"{tag}b"]
+    chats = await sign_in_all(d)
+    try:
+        await enter_rooms(chats, rooms)
+        for c in chats:
+            c.drain()
+        senders = [c for c in chats if c.fe != "fe2b.example.test"]
+        reader = chats[-1]
+        per_room = {r: len(senders) * n // len(rooms) for r in rooms}
+        bursts = asyncio.gather(*(send_burst(s, rooms, n, tag, pace=0.1) for s in senders))
+        for _ in range(600):  # bounded: 60 s
+            if len(groupchat_bodies(reader, rooms[0], tag + "-")) >= per_room[rooms[0]] // 4:
+                break
+            await asyncio.sleep(0.1)
+        fault()
+        sent = await bursts
+        sent_by = {s.name: b for s, b in zip(senders, sent)}
+        alive = [c for c in chats if c.fe != lost_fe]
+        # Until everyone has everything, or nothing more arrives for 5 s (bounded: 120 s).
+        last, quiet_since, deadline = -1, time.monotonic(), time.monotonic() + 120
+        while time.monotonic() < deadline and time.monotonic() - quiet_since < 5:
+            total = sum(len(groupchat_bodies(c, r, tag + "-")) for c in alive for r in rooms)
+            if total == len(alive) * sum(per_room.values()):
+                break
+            if total != last:
+                last, quiet_since = total, time.monotonic()
+            await asyncio.sleep(0.2)
+        missing = {}
+        for r in rooms:
+            archive = await read_archive(reader, r, 500)
+            assert len(set(archive)) == len(archive), "a message archived twice"
+            assert_in_send_order(archive, sent_by)
+            for s in senders:
+                mine = [b for b in archive if b.split("-")[1] == s.name]
+                want = [b for b in sent_by[s.name] if int(b.split("-")[2]) % 2 == rooms.index(r)]
+                if s.fe == lost_fe:
+                    # Its connection broke with its server: what was archived is a prefix.
+                    assert mine == want[:len(mine)], f"{s.name}'s archived messages: not a prefix"
+                elif s.fe in untouched:
+                    assert mine == want, f"{s.name}: {len(mine)} of {len(want)} archived in {r}"
+                else:  # its path crossed the fault: in order, at most one run lost in flight
+                    assert missing_runs(mine, want) <= 1, f"{s.name}: several runs lost in {r}"
+                missing[f"sent by {s.name}/{r}"] = len(want) - len(mine)
+            for c in alive:
+                got = groupchat_bodies(c, r, tag + "-")
+                if len(set(got)) != len(got):
+                    print("DUPS", c.name, c.fe, "\n".join(c.raw[:8]))
+                    print(d.log_tails(40))
+                assert len(set(got)) == len(got), f"{c.name} received a message twice in {r}"
+                assert is_subsequence(got, archive), f"{c.name} received {r} out of archive order"
+                assert missing_runs(got, archive) <= 1, \
+                    f"{c.name} misses {missing_runs(got, archive)} separate runs in {r}"
+                missing[f"{c.name}@{c.fe}/{r}"] = len(archive) - len(got)
+                if len(archive) != len(got):
+                    have = set(got)
+                    print("MISSING", c.name, r, [(i, b) for i, b in enumerate(archive) if b not in have])
+        return missing
+    finally:
+        await close_all(chats)
+
+
+def test_component_link_cut_under_load_keeps_every_client_in_archive_order(site):
+    missing = asyncio.run(run_with_fault(
+        site, "cut", lambda: cut_component_link(site, "fe1a.example.test"),
+        untouched={"fe1b.example.test"}))
+    print(f"component link to fe1a cut: missing per occupant/room {missing}, "
+          f"chat delivery {chat_status(site)['delivery']}")
+    site.wait_until(lambda: all_attached(site), timeout=60, what="chat1a re-attached to fe1a")
+
+
+def test_pool1_front_end_killed_under_load_keeps_every_client_in_archive_order(site):
+    missing = asyncio.run(run_with_fault(
+        site, "kill", lambda: kill_server(site, "fe1b.example.test"),
+        untouched={"fe1a.example.test", "fe2a.example.test"}, lost_fe="fe1b.example.test"))
+    print(f"fe1b killed: missing per occupant/room {missing}, "
+          f"chat delivery {chat_status(site)['delivery']}")
