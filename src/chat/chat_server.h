@@ -52,8 +52,9 @@ class ChatServer {
   void stop();
 
   // {"server", "pool", "service", "active", "state", "store": {"name", "addresses", "database"},
-  //  "frontend_pool", "frontends": [{"address", "attached"}], "rooms_owned": [...], "occupants",
-  //  "messages_stored", "messages_broadcast", "commit": {...}, "reason"}.
+  //  "frontend_pool", "frontends": [{"server", "address", "attached"}], "rooms_owned": [...],
+  //  "occupants", "messages_stored", "messages_broadcast", "commit": {...}, "delivery": {"held",
+  //  "undeliverable", "discarded_on_link_loss", "path_switches", "destinations"}, "reason"}.
   nlohmann::json status();
   // Gauges and counters (tandem_chat_*) for /metrics.
   void refreshMetrics(rpc::Metrics& m);

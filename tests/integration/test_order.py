@@ -7,9 +7,10 @@ Every assertion compares sequences, not sets:
 - 3 senders x 1,000 messages at full speed into 2 rooms: every occupant receives each room's
   messages in exactly the archive order (which contains each sender's messages in the order
   sent); the sender's own reflection included;
-- MAM paging with max 1, 7, 10, 50, 250 forward (after) and backward (before), with and
-  without <flip-page/>: exactly the archive; a 500-result page read by a slow client arrives
-  whole before its <fin/>;
+- MAM paging with max 10, 50, 250 forward (after) and backward (before) over the whole
+  archive, max 1 and 7 over a 120-message window from its middle (both ways), with and without
+  <flip-page/>: exactly the archive; a 500-result page read by a slow client arrives whole
+  before its <fin/>;
 - 2,000 1:1 messages each way between users of different front ends of different pools;
 - faults: a pool1 front end killed with kill -9 mid-run, and the chat server's component link
   cut mid-run: what every client receives is still in archive order.
@@ -181,24 +182,31 @@ def rsm_bound(fin, which):
     return fin.find(f"{{{NS_RSM}}}set").findtext(f"{{{NS_RSM}}}{which}")
 
 
-async def read_archive(chat, room, max_, backward=False, flip=False):
-    """Pages through the whole archive of `room`; returns the bodies in archive order."""
-    pages, cursor = [], None
+async def read_pages(chat, room, max_, backward=False, flip=False, cursor=None, most=None):
+    """Pages through `room`'s archive from the archive id `cursor` (None: from the start, or
+    from the end when backward) until the archive ends or at least `most` messages were read;
+    returns [(body, id)] in archive order."""
+    pages, read = [], 0
     for _ in range(100000):  # bounded: far more pages than any archive here
         if backward:
             bodies, ids, fin = await mam_page(chat, room, max_, before=cursor or "", flip=flip)
         else:
             bodies, ids, fin = await mam_page(chat, room, max_, after=cursor, flip=flip)
         assert len(bodies) <= max_, (max_, len(bodies))
-        if flip:
-            bodies = bodies[::-1]
-        pages.append(bodies)
-        if fin.get("complete") == "true" or not bodies:
+        page = list(zip(bodies, ids))
+        pages.append(page[::-1] if flip else page)
+        read += len(page)
+        if fin.get("complete") == "true" or not page or (most and read >= most):
             break
         cursor = rsm_bound(fin, "first" if backward else "last")
     if backward:
         pages.reverse()
-    return [b for p in pages for b in p]
+    return [item for p in pages for item in p]
+
+
+async def read_archive(chat, room, max_, backward=False, flip=False):
+    """The bodies of `room`'s whole archive, in archive order, read in pages of `max_`."""
+    return [b for b, _ in await read_pages(chat, room, max_, backward, flip)]
 
 
 async def send_burst(chat, rooms, n, tag, pace=0.0):
@@ -247,8 +255,9 @@ def test_regression14_groupchat_order_equals_archive_and_mam_pages_are_exact(sit
             per_room = {r: len(senders) * n // len(ROOMS) for r in ROOMS}
             await collect(chats, ROOMS, "g-", per_room, timeout=240)
             reader = chats[-1]  # a pool2 user: every answer crosses an internal link
+            full = {r: await read_pages(reader, r, 500) for r in ROOMS}
             for r in ROOMS:
-                archive = await read_archive(reader, r, 500)
+                archive = [b for b, _ in full[r]]
                 assert len(archive) == per_room[r] and len(set(archive)) == len(archive)
                 assert_in_send_order(archive, sent_by)
                 for c in chats:
@@ -257,21 +266,30 @@ def test_regression14_groupchat_order_equals_archive_and_mam_pages_are_exact(sit
                         f"{c.name} (on {c.fe}) received {len(got)} of {len(archive)} in {r}; "
                         f"first difference at "
                         f"{next((i for i, (a, b) in enumerate(zip(got, archive)) if a != b), None)}")
-            # Paging: forward and backward at every size, and flipped pages, == the archive.
-            archive = await read_archive(reader, ROOMS[0], 500)
-            for max_ in (1, 7, 10, 50, 250):
-                rooms = ROOMS if max_ != 1 else ROOMS[:1]  # max 1: one room (1,500 round trips)
+            # Paging == the archive: forward (after) and backward (before), at every size,
+            # flipped or not. Sizes 1 and 7 read a 120-message window from the middle of the
+            # archive (the whole of it would be 3,000 round trips); the others read it all.
+            for max_, rooms in ((10, ROOMS[:1]), (50, ROOMS), (250, ROOMS)):
                 for r in rooms:
-                    full = archive if r == ROOMS[0] else await read_archive(reader, r, 500)
-                    assert await read_archive(reader, r, max_) == full, f"forward max {max_}"
-                    assert await read_archive(reader, r, max_, backward=True) == full, \
+                    want = [b for b, _ in full[r]]
+                    assert await read_archive(reader, r, max_) == want, f"forward max {max_}"
+                    assert await read_archive(reader, r, max_, backward=True) == want, \
                         f"backward max {max_}"
-            for max_, backward in ((7, False), (50, True), (250, False)):
+            for max_, flip, r in ((1, False, ROOMS[0]), (7, False, ROOMS[0]), (7, True, ROOMS[1])):
+                items, k = full[r], 700
+                fwd = await read_pages(reader, r, max_, flip=flip, cursor=items[k][1], most=120)
+                assert len(fwd) >= 120 and fwd == items[k + 1:k + 1 + len(fwd)], \
+                    f"forward window, max {max_}, flip {flip}"
+                back = await read_pages(reader, r, max_, backward=True, flip=flip,
+                                        cursor=items[k][1], most=120)
+                assert len(back) >= 120 and back == items[k - len(back):k], \
+                    f"backward window, max {max_}, flip {flip}"
+            for max_, backward in ((50, True), (250, False)):
                 assert await read_archive(reader, ROOMS[1], max_, backward, flip=True) == \
-                    await read_archive(reader, ROOMS[1], 500), f"flip-page max {max_}"
+                    [b for b, _ in full[ROOMS[1]]], f"flip-page max {max_}"
             # A flipped page really comes newest first.
             bodies, _, _ = await mam_page(reader, ROOMS[0], 5, before="", flip=True)
-            assert bodies == archive[-5:][::-1], bodies
+            assert bodies == [b for b, _ in full[ROOMS[0]][-5:]][::-1], bodies
         finally:
             await close_all(chats)
     asyncio.run(scenario())
