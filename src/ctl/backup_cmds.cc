@@ -259,7 +259,6 @@ int configShow(Context& ctx, const Args& a) {
 int configSet(Context& ctx, const Args& a) {
   auto l = load(ctx, a);
   if (!l) return reportError(l.error());
-  if (a.sync_interval_s == 0) return reportError(invalidArgument("nothing to set: give --sync-interval S"));
   if (a.what_if) {
     std::cout << "what if: set pool " << a.pool << "'s sync interval to " << a.sync_interval_s << " s\n";
     return kExitOk;

@@ -259,9 +259,8 @@ def test_status_relationship_config_and_cmdlets(d):
 
 
 def test_status_goes_from_not_initialized_to_steady_state(d):
-    # Park the service (interval 1 h) so nothing recreates the copy behind the test's back.
-    d.ctl("backup", "config", "set", "--pool", POOL1, "--sync-interval", "3600")
-    time.sleep(6)  # the service re-reads the interval at least every 5 s
+    # pool2's front ends run the service that keeps pool1's copy: stop them, drop the copy.
+    kill9([r["pid"] for r in d.run_records() if r["name"] in ("fe2a.example.test", "fe2b.example.test")])
     sub = "tandem_backup_sql2"
     in_copy(d, POOL1, f"DROP SUBSCRIPTION {sub}")  # drops its slot on sql1 too
     sql(d, "sql2", "postgres", "DROP DATABASE rtc_backup WITH (FORCE)")
@@ -270,8 +269,8 @@ def test_status_goes_from_not_initialized_to_steady_state(d):
     assert sync.returncode != 0 and "NotInitialized" in sync.stderr
     d.ctl("backup", "repair", "--pool", POOL1, "--full")
     wait_steady(d, POOL1, timeout=30)
-    d.ctl("backup", "config", "set", "--pool", POOL1, "--sync-interval", "2")
     assert_verify_clean(d, POOL1)
+    d.revive_site("Site2")
 
 
 def test_injected_difference_is_found_by_verify_and_fixed_by_repair(d):
