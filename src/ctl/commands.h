@@ -13,6 +13,7 @@ void registerCmsCommands(CLI::App& app, Context& ctx);       // cms_cmds.cc (cms
 void registerUserCommands(CLI::App& app, Context& ctx);      // user_cmds.cc (user, pool)
 void registerChatCommands(CLI::App& app, Context& ctx);      // chat_cmds.cc
 void registerRunbookCommands(CLI::App& app, Context& ctx);   // runbook_cmds.cc (chat failover/failback; after registerChatCommands)
+void registerBackupCommands(CLI::App& app, Context& ctx);    // backup_cmds.cc (backup)
 void registerHelpCommands(CLI::App& app, Context& ctx);      // help_cmds.cc (help cmdlets)
 
 // Shared between nouns.

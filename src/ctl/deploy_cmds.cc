@@ -208,11 +208,16 @@ void registerReviveSite(CLI::App* deploy, Context& ctx) {
                                      "Start again every process of SITE that is "
                                      "not running");
   static std::string site;
+  static bool purge = false;
   cmd->add_option("SITE", site, "Site name, e.g. Site1")->required();
+  cmd->add_flag("--purge", purge,
+                "Rebuild the site empty first (its stores' data and servers' state are deleted), "
+                "as after losing a data centre");
   addJsonFlag(cmd, ctx);
   cmd->callback([&ctx] {
     std::string dir = absoluteDir(ctx.state_dir);
-    auto r = deploy::reviveSite(dir, site, tandemdPath(), progressLine);
+    auto r = purge ? deploy::reviveSitePurged(dir, site, tandemdPath(), progressLine)
+                   : deploy::reviveSite(dir, site, tandemdPath(), progressLine);
     ctx.exit_code = finishUp(ctx, dir, r, "site " + site);
   });
 }

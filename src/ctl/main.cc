@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   registerUserCommands(app, ctx);
   registerChatCommands(app, ctx);
   registerRunbookCommands(app, ctx);
+  registerBackupCommands(app, ctx);
   registerHelpCommands(app, ctx);
 
   // A cmdlet name as the first word: translate it into our own command line.

@@ -1,7 +1,6 @@
 // tandemctl user and pool commands: accounts of a front-end pool, sessions, pool status.
 //
-// They talk to the pool's front-end servers over the admin API (the server writes rtc with its
-// change_log), trying each server of the pool until one answers, so one server down does not
+// They talk to the pool's front-end servers over the admin API (the server writes rtc), trying each server of the pool until one answers, so one server down does not
 // stop administration. `user add`/`remove` also record users.<name> in the CMS (best effort: a
 // warning when the CMS is unreachable; the servers fall back to the rtc directory).
 //   user add NAME --pool P [--password-file F]       (no file: a generated password is printed)

@@ -106,4 +106,12 @@ Result<KillReport> killSite(const std::string& state_dir, const std::string& sit
 Result<UpReport> reviveSite(const std::string& state_dir, const std::string& site,
                             const std::string& tandemd, Progress progress);
 
+// `revive-site --purge`: the site comes back rebuilt empty, as after losing a data centre.
+// Kills whatever of `site` still runs (as killSite), removes its stores' data and its servers'
+// state (`stores/<store>/`, `servers/<fqdn>/`), then reviveSite(): the agents create empty
+// clusters (mirrors are rebuilt from their principal). Same result and errors as reviveSite,
+// plus Unavailable naming a directory that could not be removed. Destroys that site's data.
+Result<UpReport> reviveSitePurged(const std::string& state_dir, const std::string& site,
+                                  const std::string& tandemd, Progress progress);
+
 }  // namespace tandem::deploy

@@ -71,6 +71,8 @@ FrontendServer::FrontendServer(FrontendConfig config) : impl_(std::make_unique<I
 
 FrontendServer::~FrontendServer() { stop(); }
 
+rpc::Metrics& FrontendServer::metrics() { return impl_->metrics; }
+
 Status FrontendServer::Impl::listen(int port, bool direct_tls) {
   asio::error_code ec;
   auto addr = asio::ip::make_address(config.address, ec);

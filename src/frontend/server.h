@@ -12,6 +12,7 @@
 
 #include "common/status.h"
 #include "frontend/config.h"
+#include "rpc/metrics.h"
 
 namespace tandem::frontend {
 
@@ -30,6 +31,9 @@ class FrontendServer {
   Status start();
   // Closes every port and connection and joins the network thread. Idempotent.
   void stop();
+  // The registry served at GET /metrics, for what the daemon runs beside the server (the
+  // Backup Service). Lives as long as the server.
+  rpc::Metrics& metrics();
 
  private:
   struct Impl;

@@ -1,9 +1,7 @@
 // UserStore on the pool's rtc database: schema, accounts, rosters, offline messages, blocks.
 #include "frontend/user_store.h"
 
-#include <nlohmann/json.hpp>
 
-#include "store/change_log.h"
 #include "store/connection.h"
 #include "store/migrations.h"
 #include "store/transaction.h"
@@ -33,7 +31,14 @@ std::vector<store::Migration> migrations() {
        "CREATE INDEX offline_owner ON offline (owner, id);"
        "CREATE TABLE blocks (owner text NOT NULL, contact text NOT NULL,"
        " PRIMARY KEY (owner, contact));"},
-      store::changeLogMigration(2),
+      // Version 2 was the change_log outbox; the Backup Service replicates these tables with
+      // PostgreSQL logical replication instead (src/backup), so version 3 removes it.
+      {2, "change_log outbox",
+       "CREATE TABLE IF NOT EXISTS change_log (seq bigserial PRIMARY KEY, entity text NOT NULL,"
+       " key text NOT NULL, op text NOT NULL, payload jsonb NOT NULL DEFAULT '{}'::jsonb,"
+       " created_at timestamptz NOT NULL DEFAULT now())"},
+      {3, "drop the change_log outbox (replaced by logical replication)",
+       "DROP TABLE IF EXISTS change_log"},
   };
 }
 
@@ -120,8 +125,7 @@ Status UserStore::createUser(const std::string& name, const std::string& pool,
       existed = true;
       return Status::ok();
     }
-    nlohmann::json payload = {{"pool", pool}};
-    return store::appendChangeLog(c, "user", name, "upsert", payload.dump());
+    return Status::ok();
   });
   if (!st.isOk()) return st.withContext("creating user `" + name + "`");
   if (existed && !if_missing) {
@@ -146,7 +150,7 @@ Status UserStore::removeUser(const std::string& name) {
                       {name});
       if (!d) return d.error();
     }
-    return store::appendChangeLog(c, "user", name, "delete", "{}");
+    return Status::ok();
   });
   if (!st.isOk()) return st.withContext("removing user `" + name + "`");
   if (!found) return notFound("user `" + name + "` does not exist");
@@ -171,7 +175,7 @@ Status UserStore::setPassword(const std::string& name, const std::string& passwo
     if (!r) return r.error();
     found = r->affected > 0;
     if (!found) return Status::ok();
-    return store::appendChangeLog(c, "user", name, "password", "{}");
+    return Status::ok();
   });
   if (!st.isOk()) return st.withContext("setting the password of `" + name + "`");
   if (!found) return notFound("user `" + name + "` does not exist");
@@ -247,10 +251,7 @@ Status UserStore::putRosterItem(const std::string& owner, const RosterItem& item
         {owner, item.contact, item.name, item.subscription, item.ask ? "true" : "false",
          pgArray(item.groups)});
     if (!r) return r.error();
-    nlohmann::json payload = {{"contact", item.contact}, {"name", item.name},
-                              {"subscription", item.subscription}, {"ask", item.ask},
-                              {"groups", item.groups}};
-    return store::appendChangeLog(c, "roster", owner, "upsert", payload.dump());
+    return Status::ok();
   });
 }
 
@@ -260,8 +261,7 @@ Status UserStore::removeRosterItem(const std::string& owner, const std::string& 
   return store::inTransaction(lease->get(), [&](Connection& c) -> Status {
     auto r = c.exec("DELETE FROM roster WHERE owner=$1 AND contact=$2", {owner, contact});
     if (!r) return r.error();
-    return store::appendChangeLog(c, "roster", owner, "delete",
-                                  nlohmann::json{{"contact", contact}}.dump());
+    return Status::ok();
   });
 }
 
@@ -274,8 +274,7 @@ Status UserStore::addPendingIn(const std::string& owner, const std::string& cont
                     " ON CONFLICT (owner, contact) DO UPDATE SET stanza=EXCLUDED.stanza",
                     {owner, contact, stanza});
     if (!r) return r.error();
-    return store::appendChangeLog(c, "pending_in", owner, "upsert",
-                                  nlohmann::json{{"contact", contact}, {"stanza", stanza}}.dump());
+    return Status::ok();
   });
 }
 
@@ -286,8 +285,7 @@ Status UserStore::removePendingIn(const std::string& owner, const std::string& c
     auto r = c.exec("DELETE FROM pending_in WHERE owner=$1 AND contact=$2", {owner, contact});
     if (!r) return r.error();
     if (r->affected == 0) return Status::ok();
-    return store::appendChangeLog(c, "pending_in", owner, "delete",
-                                  nlohmann::json{{"contact", contact}}.dump());
+    return Status::ok();
   });
 }
 
@@ -308,8 +306,7 @@ Status UserStore::storeOffline(const std::string& owner, const std::string& stan
   return store::inTransaction(lease->get(), [&](Connection& c) -> Status {
     auto r = c.exec("INSERT INTO offline(owner, stanza) VALUES ($1,$2) RETURNING id", {owner, stanza});
     if (!r) return r.error();
-    return store::appendChangeLog(c, "offline", owner, "insert",
-                                  nlohmann::json{{"id", r->rows[0][0]}, {"stanza", stanza}}.dump());
+    return Status::ok();
   });
 }
 
@@ -325,7 +322,7 @@ Result<std::vector<OfflineMessage>> UserStore::takeOffline(const std::string& ow
     if (!r) return r.error();
     for (const auto& row : r->rows) out.push_back({std::stoll(row[0]), row[1], row[2]});
     if (out.empty()) return Status::ok();
-    return store::appendChangeLog(c, "offline", owner, "delete-all", "{}");
+    return Status::ok();
   });
   if (!st.isOk()) return fail(st.withContext("reading offline messages of `" + owner + "`"));
   std::sort(out.begin(), out.end(), [](auto& a, auto& b) { return a.id < b.id; });
@@ -352,8 +349,7 @@ Status UserStore::setBlocked(const std::string& owner, const std::vector<std::st
                        : c.exec("DELETE FROM blocks WHERE owner=$1 AND contact=$2", {owner, contact});
       if (!r) return r.error();
     }
-    return store::appendChangeLog(c, "block", owner, blocked ? "add" : "remove",
-                                  nlohmann::json{{"contacts", contacts}}.dump());
+    return Status::ok();
   });
 }
 
@@ -363,7 +359,7 @@ Status UserStore::clearBlocks(const std::string& owner) {
   return store::inTransaction(lease->get(), [&](Connection& c) -> Status {
     auto r = c.exec("DELETE FROM blocks WHERE owner=$1", {owner});
     if (!r) return r.error();
-    return store::appendChangeLog(c, "block", owner, "clear", "{}");
+    return Status::ok();
   });
 }
 

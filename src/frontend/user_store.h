@@ -1,7 +1,7 @@
 // UserStore: a front-end pool's user data in its `rtc` database (DESIGN.md §4): accounts with
 // SCRAM credentials (never passwords), rosters, pending subscription requests, offline messages
-// and block lists. Every change appends to change_log in the same transaction, for the Backup
-// Service.
+// and block lists. The partner pool's Backup Service copies these tables by PostgreSQL logical
+// replication (src/backup): every table here needs a primary key to be copied.
 //
 // All methods block on PostgreSQL (call them off the network thread) and are thread-safe (they
 // lease connections from the pool). Failures carry the store's Status (Unavailable when the

@@ -4,7 +4,7 @@
 //   the user's own resources; the first available presence also probes contacts with a `to`
 //   subscription and releases offline messages and pending subscription requests.
 // - Inbound (for a user this server owns): subscription state changes are stored in rtc
-//   (with change_log) before anything is delivered; probes are answered from live sessions.
+//   before anything is delivered; probes are answered from live sessions.
 #include <spdlog/spdlog.h>
 
 #include "frontend/internal/c2s_session.h"

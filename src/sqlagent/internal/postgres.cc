@@ -102,10 +102,14 @@ Status PgCluster::writeConfig(const RoleConfig& rc) {
       "unix_socket_directories = " + q(store_dir_ + "/run") + "\n"
       "max_connections = 200\n"
       "shared_buffers = 32MB\n"
-      "wal_level = replica\n"
+      // logical: the Backup Service's publication of rtc (src/backup); a superset of replica.
+      "wal_level = logical\n"
       "max_wal_senders = 10\n"
       "max_replication_slots = 10\n"
       "wal_keep_size = '512MB'\n"
+      // A logical slot whose subscriber (the partner pool's copy) is away keeps WAL only up to
+      // this much; past it the slot is lost and the copy resynchronises (docs/backup-service.md).
+      "max_slot_wal_keep_size = '1GB'\n"
       "hot_standby = on\n"
       "hot_standby_feedback = on\n"
       "synchronous_commit = on\n"

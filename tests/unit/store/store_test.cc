@@ -208,23 +208,5 @@ TEST_F(StoreTest, MigrationsApplyOnceInOrderEvenWhenProcessesRace) {
   ASSERT_EQ(recorded->rows.size(), 2u);
 }
 
-TEST_F(StoreTest, ChangeLogRowsFollowTheCallersTransaction) {
-  ASSERT_TRUE(ensureDatabase({cluster_->address()}, PgTestCluster::kPassword, "cl"));
-  auto c = connect("cl");
-  ASSERT_TRUE(applyMigrations(*c, "frontend", {changeLogMigration(1)}));
-  Status ok = inTransaction(*c, [](Connection& t) {
-    return appendChangeLog(t, "roster", "alice@example.test", "upsert", R"({"bob": "both"})");
-  });
-  EXPECT_TRUE(ok) << ok.message();
-  Status rolledBack = inTransaction(*c, [](Connection& t) -> Status {
-    TANDEM_RETURN_IF_ERROR(appendChangeLog(t, "roster", "bob@example.test", "delete", "{}"));
-    return failedPrecondition("abort");
-  });
-  EXPECT_FALSE(rolledBack);
-  auto rows = c->exec("SELECT key, payload->>'bob' FROM change_log ORDER BY seq");
-  ASSERT_EQ(rows->rows.size(), 1u);
-  EXPECT_EQ(rows->rows[0][1], "both");
-}
-
 }  // namespace
 }  // namespace tandem::store
