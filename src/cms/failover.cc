@@ -4,6 +4,7 @@
 #include <future>
 #include <map>
 
+#include "cms/internal/principal.h"
 #include "cms/internal/sync.h"
 #include "cms/internal/xds.h"
 #include "rpc/client.h"
@@ -95,6 +96,20 @@ Result<FailoverReport> failover(const topology::Topology& t, const FailoverOptio
     step_start = std::chrono::steady_clock::now();
   };
 
+  std::string target_pool = o.target_pool;
+  if (!o.target_store.empty()) {
+    auto pool = internal::poolOfPrincipal(
+        t, o.target_store, o.store_named_as, o.target_pool, *secret,
+        [&t](const std::string& pool, const topology::Store& st, const std::string& principal) {
+          const std::string kind = principal == st.mirror ? "Mirror" : "Backup";
+          return "`tandemctl cms failover --pool " + pool + " --store " + principal +
+                 "` (cmdlet: `Invoke-CsManagementServerFailover -" + kind + "SqlServerFqdn " +
+                 principal + "." + t.domain + " -" + kind + "SqlInstanceName rtc`)";
+        });
+    if (!pool) return fail(pool.error());
+    target_pool = *pool;
+  }
+
   // 1 locate the CMS copies.
   std::vector<CopyState> copies = locate(t, *secret);
   if (copies.empty())
@@ -106,11 +121,11 @@ Result<FailoverReport> failover(const topology::Topology& t, const FailoverOptio
   for (auto& c : copies)
     if (c.xds && c.epoch >= 1 && (!active || c.epoch > active->epoch)) active = &c;
   CopyState* target = nullptr;
-  if (!o.target_pool.empty()) {
+  if (!target_pool.empty()) {
     for (auto& c : copies)
-      if (c.loc.pool == o.target_pool) target = &c;
+      if (c.loc.pool == target_pool) target = &c;
     if (!target)
-      return fail(invalidArgument("pool `" + o.target_pool + "` holds no CMS copy; choose `" +
+      return fail(invalidArgument("pool `" + target_pool + "` holds no CMS copy; choose `" +
                                   copies[0].loc.pool + "` or `" + copies[1].loc.pool + "`"));
   } else {
     target = (active == &copies[1]) ? &copies[0] : &copies[1];

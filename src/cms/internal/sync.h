@@ -3,6 +3,7 @@
 
 #include <cstdint>
 
+#include "cms/export.h"
 #include "cms/internal/xds.h"
 
 namespace tandem::cms::internal {
@@ -15,5 +16,15 @@ namespace tandem::cms::internal {
 // Returns the number of versions copied. Errors: FailedPrecondition when the "standby" has a
 // higher epoch (it is the active one), or the store's errors.
 Result<int64_t> syncStandby(Xds& active, Xds& standby);
+
+// Every version of `xds` (oldest first, with documents), its store, pool and epoch.
+Result<ExportFile> exportFrom(Xds& xds);
+
+// Loads every version of `file` into `xds` in one transaction (numbers, epochs and times kept).
+// Returns the number of versions loaded; 0 when `xds` already holds exactly the file's newest
+// version (a rerun). Errors: FailedPrecondition when `xds` holds other versions (it is not an
+// empty CMS store: `tandemctl cms install-db --clean` first), the store's errors (nothing is
+// loaded then). Does not touch the epoch.
+Result<int64_t> importInto(Xds& xds, const ExportFile& file);
 
 }  // namespace tandem::cms::internal
