@@ -17,7 +17,7 @@ namespace {
 
 constexpr const char* kFormat = "tandem-cms-export";
 
-std::string sha256Hex(const std::string& data) {
+std::string sha256Hex(const std::string& data) {  // "sha256:<hex>"
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
@@ -65,9 +65,11 @@ std::vector<std::pair<std::pair<int64_t, int64_t>, std::string>> shareExports(
 
 }  // namespace
 
+std::string exportChecksum(const nlohmann::json& doc) { return sha256Hex(doc.dump()); }
+
 std::string encodeExport(const ExportFile& f) {
   nlohmann::json doc = body(f);
-  doc["checksum"] = sha256Hex(doc.dump());
+  doc["checksum"] = exportChecksum(doc);
   return doc.dump(1) + "\n";
 }
 
@@ -80,7 +82,7 @@ Result<ExportFile> decodeExport(const std::string& text, const std::string& name
     return fail(dataLoss("CMS export `" + name + "` carries no checksum; it is damaged"));
   const std::string claimed = doc["checksum"];
   doc.erase("checksum");
-  if (sha256Hex(doc.dump()) != claimed)
+  if (exportChecksum(doc) != claimed)
     return fail(dataLoss("CMS export `" + name + "` does not match its checksum: it is damaged "
                          "or was edited; use another export (the share keeps the last few)"));
   const int fv = doc.value("format_version", 0);

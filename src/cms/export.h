@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "cms/version.h"
 #include "common/status.h"
 #include "topology/topology.h"
@@ -32,6 +34,10 @@ struct ExportFile {
   std::vector<Version> versions;  // oldest first, with documents
   int64_t latestNumber() const { return versions.empty() ? 0 : versions.back().number; }
 };
+
+// The "checksum" value of an export document that lacks it: "sha256:<hex>" of its canonical
+// dump.
+std::string exportChecksum(const nlohmann::json& document_without_checksum);
 
 // The file text (checksum included).
 std::string encodeExport(const ExportFile& file);

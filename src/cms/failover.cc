@@ -117,9 +117,17 @@ Result<FailoverReport> failover(const topology::Topology& t, const FailoverOptio
   if (copies.size() < 2)
     return fail(failedPrecondition("CMS pool `" + copies[0].loc.pool +
                                    "` has no backup pool with its own store to fail over to"));
+  // The replicas know the newest epoch any CMS reached: a copy below it was failed over or
+  // moved past (fenced), so it is never the active one, whatever it still says.
+  auto replicas = askReplicas(t, o.state_dir, true, std::chrono::milliseconds(1500));
+  int64_t replica_epoch = 0;
+  for (const auto& [fqdn, r] : replicas)
+    if (r.contains("full") && r["full"].is_object())
+      replica_epoch = std::max(replica_epoch, r["full"].value("epoch", int64_t{0}));
   CopyState* active = nullptr;
   for (auto& c : copies)
-    if (c.xds && c.epoch >= 1 && (!active || c.epoch > active->epoch)) active = &c;
+    if (c.xds && c.epoch >= 1 && c.epoch >= replica_epoch && (!active || c.epoch > active->epoch))
+      active = &c;
   CopyState* target = nullptr;
   if (!target_pool.empty()) {
     for (auto& c : copies)
@@ -171,7 +179,6 @@ Result<FailoverReport> failover(const topology::Topology& t, const FailoverOptio
   }
 
   // 2 newest known version: the old active's, else the newest a replica holds.
-  auto replicas = askReplicas(t, o.state_dir, true, std::chrono::milliseconds(1500));
   std::optional<Version> newest;
   int64_t max_epoch = std::max<int64_t>(target->epoch, 0);
   for (const auto& c : copies) {

@@ -20,7 +20,7 @@ Result<int64_t> copyAll(Xds& active, Xds& standby) {
     return fail(failedPrecondition("store `" + standby.location().store + "` has CMS epoch " +
                                    std::to_string(*s_epoch) + ", not lower than the active's " +
                                    std::to_string(*a_epoch) + "; it is not a standby"));
-  if (*s_epoch < 0) {
+  if (*s_epoch != 0) {  // a standby is never active: an old active copy loses its epoch here
     Status st = standby.setEpoch(0);
     if (!st.isOk()) return fail(st);
   }

@@ -11,7 +11,8 @@ namespace tandem::cms::internal {
 // Makes `standby` hold every version of `active`: appends the missing ones (keeping number,
 // epoch and time); when the standby diverged (a version with the same number but another time
 // or author, e.g. an old active that came back after `cms failover`), it drops its versions from
-// the first difference and copies from there. Gives the standby epoch 0 when it had none.
+// the first difference and copies from there. Gives the standby epoch 0 (an old active copy
+// that came back loses its epoch here, so it can never be taken for the active one).
 // Records standby_version / standby_synced_at / standby_error in the active's meta.
 // Returns the number of versions copied. Errors: FailedPrecondition when the "standby" has a
 // higher epoch (it is the active one), or the store's errors.

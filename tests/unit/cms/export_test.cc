@@ -2,8 +2,6 @@
 // PostgreSQL (the fixture's two stores).
 #include "cms/export.h"
 
-#include <openssl/evp.h>
-
 #include <filesystem>
 
 #include "cms/client.h"
@@ -33,19 +31,6 @@ ExportFile sample() {
     f.versions.push_back(v);
   }
   return f;
-}
-
-std::string sha256(const std::string& data) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
-  std::string hex;
-  char buf[3];
-  for (unsigned int i = 0; i < len; ++i) {
-    std::snprintf(buf, sizeof buf, "%02x", md[i]);
-    hex += buf;
-  }
-  return "sha256:" + hex;
 }
 
 TEST(CmsExport, RoundTripKeepsEveryVersion) {
@@ -78,7 +63,7 @@ TEST(CmsExport, OtherFormatVersionIsRefusedNamingBoth) {
   auto doc = nlohmann::json::parse(encodeExport(sample()));
   doc.erase("checksum");
   doc["format_version"] = kExportFormatVersion + 1;
-  doc["checksum"] = sha256(nlohmann::json(doc).dump());
+  doc["checksum"] = exportChecksum(doc);
   auto r = decodeExport(doc.dump(), "new.json");
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error().code(), StatusCode::kInvalidArgument);
