@@ -93,6 +93,7 @@ class Master final : public MasterHandle {
   std::unique_ptr<Xds> standby_;
   std::chrono::steady_clock::time_point active_checked_{}, standby_synced_{}, heartbeat_{};
   std::optional<Version> latest_;
+  bool export_pending_ = false;  // latest_ changed: write its export to the share
   std::shared_ptr<const Snapshot> latest_snapshot_;  // latest_ parsed; null if it does not parse
   std::map<std::string, PeerState> peers_;
   std::string last_warning_;
@@ -226,7 +227,7 @@ void Master::pushAll(Xds& xds, const topology::Topology& fallback_topo) {
     // end's CPU at 4 rounds a second).
     auto snap = Snapshot::make(*latest_);
     latest_snapshot_ = snap ? *snap : nullptr;
-    exportToShare(xds);
+    export_pending_ = true;
   }
   // Push to the servers of the version being pushed (a new server appears with its topology).
   const topology::Topology& topo = latest_snapshot_ ? latest_snapshot_->topology() : fallback_topo;
@@ -265,6 +266,11 @@ void Master::pushAll(Xds& xds, const topology::Topology& fallback_topo) {
       p.version = -1;
       (void)xds.recordPushError(j.fqdn, r.error().message());
     }
+  }
+  // After the push, so that writing the export never delays a new version reaching servers.
+  if (export_pending_) {
+    export_pending_ = false;
+    exportToShare(xds);
   }
 }
 
