@@ -4,6 +4,7 @@
 #include <future>
 #include <map>
 
+#include "cms/internal/principal.h"
 #include "cms/internal/sync.h"
 #include "cms/internal/xds.h"
 #include "rpc/client.h"
@@ -95,6 +96,20 @@ Result<FailoverReport> failover(const topology::Topology& t, const FailoverOptio
     step_start = std::chrono::steady_clock::now();
   };
 
+  std::string target_pool = o.target_pool;
+  if (!o.target_store.empty()) {
+    auto pool = internal::poolOfPrincipal(
+        t, o.target_store, o.store_named_as, o.target_pool, *secret,
+        [&t](const std::string& pool, const topology::Store& st, const std::string& principal) {
+          const std::string kind = principal == st.mirror ? "Mirror" : "Backup";
+          return "`tandemctl cms failover --pool " + pool + " --store " + principal +
+                 "` (cmdlet: `Invoke-CsManagementServerFailover -" + kind + "SqlServerFqdn " +
+                 principal + "." + t.domain + " -" + kind + "SqlInstanceName rtc`)";
+        });
+    if (!pool) return fail(pool.error());
+    target_pool = *pool;
+  }
+
   // 1 locate the CMS copies.
   std::vector<CopyState> copies = locate(t, *secret);
   if (copies.empty())
@@ -102,15 +117,23 @@ Result<FailoverReport> failover(const topology::Topology& t, const FailoverOptio
   if (copies.size() < 2)
     return fail(failedPrecondition("CMS pool `" + copies[0].loc.pool +
                                    "` has no backup pool with its own store to fail over to"));
+  // The replicas know the newest epoch any CMS reached: a copy below it was failed over or
+  // moved past (fenced), so it is never the active one, whatever it still says.
+  auto replicas = askReplicas(t, o.state_dir, true, std::chrono::milliseconds(1500));
+  int64_t replica_epoch = 0;
+  for (const auto& [fqdn, r] : replicas)
+    if (r.contains("full") && r["full"].is_object())
+      replica_epoch = std::max(replica_epoch, r["full"].value("epoch", int64_t{0}));
   CopyState* active = nullptr;
   for (auto& c : copies)
-    if (c.xds && c.epoch >= 1 && (!active || c.epoch > active->epoch)) active = &c;
+    if (c.xds && c.epoch >= 1 && c.epoch >= replica_epoch && (!active || c.epoch > active->epoch))
+      active = &c;
   CopyState* target = nullptr;
-  if (!o.target_pool.empty()) {
+  if (!target_pool.empty()) {
     for (auto& c : copies)
-      if (c.loc.pool == o.target_pool) target = &c;
+      if (c.loc.pool == target_pool) target = &c;
     if (!target)
-      return fail(invalidArgument("pool `" + o.target_pool + "` holds no CMS copy; choose `" +
+      return fail(invalidArgument("pool `" + target_pool + "` holds no CMS copy; choose `" +
                                   copies[0].loc.pool + "` or `" + copies[1].loc.pool + "`"));
   } else {
     target = (active == &copies[1]) ? &copies[0] : &copies[1];
@@ -156,7 +179,6 @@ Result<FailoverReport> failover(const topology::Topology& t, const FailoverOptio
   }
 
   // 2 newest known version: the old active's, else the newest a replica holds.
-  auto replicas = askReplicas(t, o.state_dir, true, std::chrono::milliseconds(1500));
   std::optional<Version> newest;
   int64_t max_epoch = std::max<int64_t>(target->epoch, 0);
   for (const auto& c : copies) {

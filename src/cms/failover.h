@@ -31,6 +31,14 @@ struct FailoverOptions {
   // The pool whose store becomes the active CMS: the CMS pool or its backup pool. Empty: the one
   // that is not active now (or the backup pool when the active one cannot be determined).
   std::string target_pool;
+  // The store to fail over to (seed 004 steps 5b/5c): the target pool's store or its mirror,
+  // whichever is the principal now (refused otherwise, naming the one to give); `target_pool`
+  // may stay empty, it follows from the store. Empty: no check, the pool's store and mirror are
+  // used as one (the connection finds the writable member).
+  std::string target_store;
+  // How the operator named target_store: "" (`--store`), "backup" (-BackupSqlServerFqdn: must be
+  // the pool's own store) or "mirror" (-MirrorSqlServerFqdn: must be that store's mirror).
+  std::string store_named_as;
   bool what_if = false;  // run step 1 and the read-only parts, print the plan, change nothing
   std::string author = "tandemctl cms failover";
   std::chrono::milliseconds master_wait{15000};  // step 5 bound; 0 skips the wait
@@ -51,7 +59,9 @@ struct FailoverReport {
   nlohmann::json toJson() const;
 };
 
-// Errors: InvalidArgument (target is not the CMS pool or its backup pool), Unavailable (the
+// Errors: InvalidArgument (target is not the CMS pool or its backup pool, or target_store is
+// not that pool's store or mirror, or named with the other parameter), FailedPrecondition
+// (target_store is not the principal now: the message says what to type instead), Unavailable (the
 // target's store does not answer), the stores' errors; nothing is changed before step 3, so a
 // failure in steps 1-2 leaves both copies as they were.
 Result<FailoverReport> failover(const topology::Topology& topology, const FailoverOptions& options);

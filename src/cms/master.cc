@@ -7,6 +7,10 @@
 // - The lease holder reads the newest version (number only, unless it changed) and pushes it to
 //   every server whose replica is behind or was not heard from for 5 s, in parallel.
 // - Every 2 s the lease holder copies new versions to the standby copy (best effort).
+// - After every new version the lease holder writes an export of the whole CMS to the backup
+//   share (export.h), so a recent one exists when the CMS's site is lost (`cms move --from`).
+// - Fenced by epoch: a candidate never takes the lease of a copy whose epoch is below the epoch
+//   of the version its own replica holds (the CMS was failed over or moved past that copy).
 // - Store failures drop the connection; the next round reconnects. One warning per outage.
 #include "cms/master.h"
 
@@ -15,6 +19,7 @@
 #include <future>
 #include <map>
 
+#include "cms/export.h"
 #include "cms/internal/sync.h"
 #include "cms/internal/xds.h"
 #include "common/log.h"
@@ -71,6 +76,7 @@ class Master final : public MasterHandle {
   void run();
   void round();
   void pushAll(Xds& xds, const topology::Topology& topo);
+  void exportToShare(Xds& xds);
   void release();
 
   MasterOptions o_;
@@ -87,6 +93,7 @@ class Master final : public MasterHandle {
   std::unique_ptr<Xds> standby_;
   std::chrono::steady_clock::time_point active_checked_{}, standby_synced_{}, heartbeat_{};
   std::optional<Version> latest_;
+  bool export_pending_ = false;  // latest_ changed: write its export to the share
   std::shared_ptr<const Snapshot> latest_snapshot_;  // latest_ parsed; null if it does not parse
   std::map<std::string, PeerState> peers_;
   std::string last_warning_;
@@ -138,6 +145,14 @@ void Master::round() {
       is_master_ = false;
       active_.reset();
       return warnOnce(found.error().message());
+    }
+    if (found->epoch < snap->version().epoch) {
+      is_master_ = false;
+      active_.reset();
+      return warnOnce("store `" + found->xds->location().store + "` holds CMS epoch " +
+                      std::to_string(found->epoch) + ", older than epoch " +
+                      std::to_string(snap->version().epoch) + " of the version this server "
+                      "holds: the CMS moved on, so this copy is fenced (no master lease there)");
     }
     if (!active_ || active_->location().store != found->xds->location().store) {
       latest_.reset();
@@ -212,6 +227,7 @@ void Master::pushAll(Xds& xds, const topology::Topology& fallback_topo) {
     // end's CPU at 4 rounds a second).
     auto snap = Snapshot::make(*latest_);
     latest_snapshot_ = snap ? *snap : nullptr;
+    export_pending_ = true;
   }
   // Push to the servers of the version being pushed (a new server appears with its topology).
   const topology::Topology& topo = latest_snapshot_ ? latest_snapshot_->topology() : fallback_topo;
@@ -251,6 +267,19 @@ void Master::pushAll(Xds& xds, const topology::Topology& fallback_topo) {
       (void)xds.recordPushError(j.fqdn, r.error().message());
     }
   }
+  // After the push, so that writing the export never delays a new version reaching servers.
+  if (export_pending_) {
+    export_pending_ = false;
+    exportToShare(xds);
+  }
+}
+
+void Master::exportToShare(Xds& xds) {
+  auto f = internal::exportFrom(xds);
+  Status st = f ? writeExport(shareExportPath(o_.state_dir, *f), *f) : f.error();
+  if (!st.isOk()) return warnOnce("writing the CMS export to the backup share: " + st.message());
+  pruneShareExports(o_.state_dir, 5);
+  spdlog::info("CMS master {} wrote {}", o_.fqdn, shareExportPath(o_.state_dir, *f));
 }
 
 }  // namespace

@@ -102,7 +102,10 @@ const std::vector<Cmdlet>& cmdlets() { return registry(); }
 
 std::string stripIdentityPrefix(const std::string& identity) {
   size_t colon = identity.find(':');
-  return colon == std::string::npos ? identity : identity.substr(colon + 1);
+  if (colon == std::string::npos) return identity;
+  // "service: pool1.example.test" (a space after the colon, as some runbooks type it).
+  size_t start = identity.find_first_not_of(' ', colon + 1);
+  return start == std::string::npos ? "" : identity.substr(start);
 }
 
 }  // namespace tandem::ctl

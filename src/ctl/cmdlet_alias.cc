@@ -18,13 +18,16 @@ std::string lower(std::string s) {
 }  // namespace
 
 bool looksLikeCmdlet(const std::string& word) {
+  // The one non-cmdlet the runbooks type as is (seed 004 6e): `Bootstrapper /Setup`.
+  if (lower(word) == "bootstrapper" || lower(word) == "bootstrapper.exe") return true;
   auto dash = word.find('-');
   if (dash == std::string::npos || dash == 0 || dash + 3 > word.size()) return false;
   return lower(word.substr(dash + 1, 2)) == "cs";
 }
 
 Result<std::vector<std::string>> translateCmdlet(const std::vector<std::string>& args) {
-  const std::string name = lower(args[0]);
+  std::string name = lower(args[0]);
+  if (name == "bootstrapper.exe") name = "bootstrapper";
   const Cmdlet* found = nullptr;
   for (const auto& c : cmdlets()) {
     if (lower(c.name) == name) found = &c;
@@ -40,7 +43,8 @@ Result<std::vector<std::string>> translateCmdlet(const std::vector<std::string>&
       passthrough.push_back(a);
       continue;
     }
-    if (a.empty() || a[0] != '-') {
+    // Bootstrapper takes /Switch parameters (console program, not a cmdlet).
+    if (a.empty() || (a[0] != '-' && !(a[0] == '/' && name == "bootstrapper"))) {
       return fail(invalidArgument("`" + a + "` is not a parameter of " + found->name +
                                   " (parameters start with -)"));
     }

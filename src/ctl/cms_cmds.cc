@@ -8,10 +8,20 @@
 #include "cms/settings.h"
 #include "common/clock.h"
 #include "common/files.h"
+#include "ctl/cms_move_cmds.h"
 #include "ctl/commands.h"
 #include "topology/loader.h"
 
 namespace tandem::ctl {
+
+Result<topology::Topology> deployedTopology(const Context& ctx) {
+  auto t = topology::loadValidTopology(ctx.state_dir + "/topology.yaml");
+  if (!t && t.error().code() == StatusCode::kNotFound)
+    return fail(notFound("no deployed topology in `" + ctx.state_dir +
+                         "` (run `tandemctl deploy up FILE` or pass --state-dir)"));
+  return t;
+}
+
 namespace {
 
 namespace topo = tandem::topology;
@@ -24,15 +34,6 @@ std::string joined(const std::vector<std::string>& v) {
   std::string out;
   for (const auto& s : v) out += (out.empty() ? "" : ", ") + s;
   return out.empty() ? "-" : out;
-}
-
-// The deployed topology (state dir), which says where the CMS stores are.
-Result<topo::Topology> deployedTopology(const Context& ctx) {
-  auto t = topo::loadValidTopology(ctx.state_dir + "/topology.yaml");
-  if (!t && t.error().code() == StatusCode::kNotFound)
-    return fail(notFound("no deployed topology in `" + ctx.state_dir +
-                         "` (run `tandemctl deploy up FILE` or pass --state-dir)"));
-  return t;
 }
 
 Result<std::unique_ptr<cms::Client>> connectCms(const Context& ctx) {
@@ -151,19 +152,22 @@ int runReplicationStatus(Context& ctx, const std::string& only) {
 
 // ---- cms failover / sync ----------------------------------------------------------------------
 
-int runFailover(Context& ctx, const std::string& pool, bool what_if, bool yes) {
+struct FailoverArgs {
+  std::string pool, store, named_as;
+  bool what_if = false, yes = false;
+};
+
+int runFailover(Context& ctx, const FailoverArgs& a) {
   auto t = deployedTopology(ctx);
   if (!t) return reportError(t.error());
+  const bool what_if = a.what_if, yes = a.yes;
   cms::FailoverOptions o;
   o.state_dir = ctx.state_dir;
-  o.target_pool = pool;
+  o.target_pool = a.pool;
+  o.target_store = a.store;
+  o.store_named_as = a.named_as;
   o.what_if = true;
-  o.progress = [&ctx](int i, int n, const std::string& name, const std::string& outcome, double s) {
-    if (ctx.json) return;
-    char secs[32];
-    std::snprintf(secs, sizeof secs, "%.1f", s);
-    std::cerr << "[" << i << "/" << n << "] " << name << " … " << outcome << " (" << secs << " s)\n";
-  };
+  o.progress = stepPrinter(ctx);
   auto progress = o.progress;
   if (!what_if) o.progress = nullptr;  // the real run prints its own steps
   auto plan = cms::failover(*t, o);
@@ -407,6 +411,37 @@ int runDiff(Context& ctx, const std::string& file) {
   return kExitOk;
 }
 
+// Invoke-CsManagementServerFailover (seed 004 steps 1, 5b, 5c): the SQL server named is checked
+// by `cms failover --store` (principal now, named with the right parameter).
+Result<std::vector<std::string>> translateManagementServerFailover(
+    const std::map<std::string, std::string>& p) {
+  std::vector<std::string> out = {"cms", "failover"};
+  const bool backup = p.count("BackupSqlServerFqdn"), mirror = p.count("MirrorSqlServerFqdn");
+  if (backup && mirror)
+    return fail(invalidArgument("give -BackupSqlServerFqdn or -MirrorSqlServerFqdn, not both: "
+                                "the one that `Get-CsDatabaseMirrorState` shows as principal"));
+  for (const char* kind : {"Backup", "Mirror"}) {
+    const std::string server = std::string(kind) + "SqlServerFqdn";
+    const std::string instance = std::string(kind) + "SqlInstanceName";
+    auto s = p.find(server);
+    auto i = p.find(instance);
+    if (i != p.end() && s == p.end())
+      return fail(invalidArgument("-" + instance + " needs -" + server));
+    if (s == p.end()) continue;
+    if (i != p.end()) {
+      Status st = checkSqlInstanceName(instance, s->second, i->second);
+      if (!st.isOk()) return fail(st);
+    }
+    out.insert(out.end(), {"--store", s->second.substr(0, s->second.find('.')),
+                           "--store-named-as", kind == std::string("Backup") ? "backup" : "mirror"});
+  }
+  if (p.count("WhatIf")) out.push_back("--what-if");
+  auto confirm = p.find("Confirm");
+  if (p.count("Force") || (confirm != p.end() && confirm->second == "$false"))
+    out.push_back("--yes");
+  return out;
+}
+
 void registerCmsCmdlets() {
   registerCmdlet({"Get-CsManagementStoreReplicationStatus",
                   "cms replication-status (cms status with -CentralManagementStoreStatus)",
@@ -420,14 +455,9 @@ void registerCmsCmdlets() {
                     return out;
                   }});
   registerCmdlet({"Invoke-CsManagementServerFailover", "cms failover",
-                  {{"BackupSqlServerFqdn"}, {"BackupSqlInstanceName"}, {"Force", true},
-                   {"WhatIf", true}, {"Confirm", true}},
-                  [](const std::map<std::string, std::string>& p) -> Result<std::vector<std::string>> {
-                    std::vector<std::string> out = {"cms", "failover"};
-                    if (p.count("WhatIf")) out.push_back("--what-if");
-                    if (p.count("Force")) out.push_back("--yes");
-                    return out;
-                  }});
+                  {{"BackupSqlServerFqdn"}, {"BackupSqlInstanceName"}, {"MirrorSqlServerFqdn"},
+                   {"MirrorSqlInstanceName"}, {"Force", true}, {"WhatIf", true}, {"Confirm", true}},
+                  translateManagementServerFailover});
   registerCmdlet({"Invoke-CsManagementStoreReplication", "cms sync", {{"ReplicaFqdn"}},
                   [](const std::map<std::string, std::string>&) -> Result<std::vector<std::string>> {
                     return std::vector<std::string>{"cms", "sync"};
@@ -455,14 +485,18 @@ void registerCmsCommands(CLI::App& app, Context& ctx) {
   addJsonFlag(rs, ctx);
   rs->callback([&ctx, replica] { ctx.exit_code = runReplicationStatus(ctx, *replica); });
 
-  struct FailoverArgs { std::string pool; bool what_if = false, yes = false; };
   auto fa = std::make_shared<FailoverArgs>();
   CLI::App* fo = cms->add_subcommand("failover", "Make the standby copy (or --pool's) the active CMS");
   fo->add_option("--pool", fa->pool, "Pool whose store becomes the active CMS (default: the other)");
+  fo->add_option("--store", fa->store,
+                 "That pool's store or its mirror, whichever is principal now (checked)");
+  fo->add_option("--store-named-as", fa->named_as,
+                 "How a cmdlet named --store: backup (-BackupSqlServerFqdn) or mirror")
+      ->check(CLI::IsMember({"backup", "mirror"}));
   addWhatIfFlag(fo, fa->what_if);
   addYesFlag(fo, fa->yes);
   addJsonFlag(fo, ctx);
-  fo->callback([&ctx, fa] { ctx.exit_code = runFailover(ctx, fa->pool, fa->what_if, fa->yes); });
+  fo->callback([&ctx, fa] { ctx.exit_code = runFailover(ctx, *fa); });
 
   CLI::App* sync = cms->add_subcommand("sync", "Copy the versions the standby lacks now");
   addJsonFlag(sync, ctx);
@@ -509,6 +543,7 @@ void registerCmsCommands(CLI::App& app, Context& ctx) {
   addJsonFlag(diff, ctx);
   diff->callback([&ctx, dfile] { ctx.exit_code = runDiff(ctx, *dfile); });
 
+  registerCmsMoveCommands(cms, ctx);
   registerCmsCmdlets();
 }
 

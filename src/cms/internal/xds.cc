@@ -96,6 +96,28 @@ std::vector<Location> locationsOf(const topology::Topology& t) {
   return out;
 }
 
+std::optional<Location> locationOfPool(const topology::Topology& t, const std::string& pool) {
+  for (auto& loc : locationsOf(t))
+    if (loc.pool == pool) return loc;
+  return std::nullopt;
+}
+
+Result<bool> isWritable(const std::string& address, const std::string& password) {
+  auto c = store::Connection::open(store::connectionString({address}, "postgres", password, false));
+  if (!c) return fail(c.error());
+  auto r = (*c)->exec("SELECT pg_is_in_recovery()");
+  if (!r) return fail(r.error());
+  return !r->rows.empty() && r->rows[0][0] == "f";
+}
+
+Status dropXds(const Location& loc, const std::string& password) {
+  auto c = store::Connection::open(store::connectionString(loc.addresses, "postgres", password));
+  if (!c) return c.error().withContext("store `" + loc.store + "`");
+  auto r = (*c)->exec("DROP DATABASE IF EXISTS xds WITH (FORCE)");
+  if (!r) return r.error().withContext("dropping the CMS database on store `" + loc.store + "`");
+  return Status::ok();
+}
+
 Result<std::string> readSecret(const std::string& state_dir) {
   auto s = readFile(state_dir + "/secret/token");
   if (!s)

@@ -32,6 +32,18 @@ struct Location {
 // Empty when the topology has no CMS pool.
 std::vector<Location> locationsOf(const topology::Topology& t);
 
+// The CMS location on `pool`'s store (among locationsOf). nullopt when `pool` is neither the CMS
+// pool nor its backup pool.
+std::optional<Location> locationOfPool(const topology::Topology& t, const std::string& pool);
+
+// Whether the PostgreSQL at `address` answers and is writable (not in recovery): the principal
+// of its mirrored store. Unavailable when it does not answer.
+Result<bool> isWritable(const std::string& address, const std::string& password);
+
+// Drops database xds on `loc`'s writable member, ending its connections first (install-db
+// --clean). OK when there is none.
+Status dropXds(const Location& loc, const std::string& password);
+
 // The deployment secret (secret/token), trimmed. NotFound with a hint when missing.
 Result<std::string> readSecret(const std::string& state_dir);
 
