@@ -349,7 +349,8 @@ def test_issue23_account_disco_info_lists_features_and_disco_items_answers(conf)
 
 def test_issue23_client_probe_is_answered_with_the_contacts_presence(conf):
     """RFC 6121 §4.3: a probe a client sends is processed by its server like one of its own: the
-    contact's server answers with the contact's current presence (the user is subscribed)."""
+    contact's server answers with the contact's current presence (the user is subscribed), or
+    with unavailable presence once the contact has no resource left (§4.3.2)."""
     async def scenario(alice, bob):
         await subscribe_both(alice, bob)
         bob.send("<presence><status>probing-test</status></presence>")
@@ -358,6 +359,11 @@ def test_issue23_client_probe_is_answered_with_the_contacts_presence(conf):
         alice.send(f"<presence to='{bob.bare}' type='probe'/>")
         p = await alice.presence_from(bob.c.boundjid.full, what="answer to the probe")
         assert p.findtext(f"{C}status") == "probing-test", ET.tostring(p)
+        # §4.3.2 (SHOULD): with no resource available the answer is unavailable, from the bare JID.
+        await bob.close()
+        await alice.presence_from(bob.c.boundjid.full, "unavailable")
+        alice.send(f"<presence to='{bob.bare}' type='probe'/>")
+        await alice.presence_from(bob.bare, "unavailable", what="unavailable answer to the probe")
     play(conf, scenario, "pba", "pbb")
 
 
@@ -471,3 +477,85 @@ def test_issue23_reserved_nickname_node_and_registration(conf):
         await bob.iq(f"{room}@{SERVICE}", "get", "<query xmlns='jabber:iq:register'/>",
                      expect_error="service-unavailable")
     play(conf, scenario, "rna", "rnb")
+
+
+# ---- requirements that already held, shown here for docs/compliance.md ---------------------------
+
+def test_roster_blocking_and_routing_refusals(conf):
+    """RFC 6121 §2.1.5 (one item per roster set, not the user's own JID) and §2.1.2.2 (no empty
+    group name); XEP-0191 §3.1-3.5 (feature, block push, <blocked/> on outbound stanzas,
+    unblock-all); XEP-0030 §3.1 for the server; RFC 6120 §10.5.3.1 and §10.5.4 (no such user,
+    no such resource)."""
+    async def scenario(alice, bob):
+        await alice.iq(alice.bare, "get", f"<query xmlns='{NS_ROSTER}'/>")
+        two = f"<item jid='{bob.bare}'/><item jid='x@{conf.domain}'/>"
+        await alice.iq(alice.bare, "set", f"<query xmlns='{NS_ROSTER}'>{two}</query>",
+                       expect_error="bad-request")
+        await alice.iq(alice.bare, "set", f"<query xmlns='{NS_ROSTER}'><item jid='{alice.bare}'/></query>",
+                       expect_error="bad-request")
+        await alice.iq(alice.bare, "set",
+                       f"<query xmlns='{NS_ROSTER}'><item jid='{bob.bare}'><group></group></item></query>",
+                       expect_error="not-acceptable")
+        for entity in (conf.domain, alice.bare):  # XEP-0030 §3.2: no nodes here
+            await bob.iq(entity, "get", f"<query xmlns='{NS_INFO}' node='nope'/>",
+                         expect_error="item-not-found")
+        r = await alice.iq(conf.domain, "get", f"<query xmlns='{NS_INFO}'/>")
+        assert r.find(f"{{{NS_INFO}}}query/{{{NS_INFO}}}identity").get("category") == "server"
+        feats = {f.get("var") for f in r.iter(f"{{{NS_INFO}}}feature")}
+        assert {NS_INFO, NS_BLOCKING, "urn:xmpp:carbons:2", "urn:xmpp:sm:3"} <= feats, feats
+        await alice.iq(alice.bare, "set", f"<block xmlns='{NS_BLOCKING}'><item jid='{bob.bare}'/></block>")
+        await alice.push(lambda q: q.find(f"{{{NS_BLOCKING}}}block/{{{NS_BLOCKING}}}item") is not None,
+                         what="block push")
+        alice.send(f"<message to='{bob.bare}' type='chat' id='blk'><body>hi</body></message>")
+        err = await alice.message(lambda m: m.get("type") == "error" and m.get("id") == "blk",
+                                  what="blocked error")
+        assert err.find(f"{C}error/{{{NS_STANZAS}}}not-acceptable") is not None, ET.tostring(err)
+        assert err.find(f"{C}error/{{urn:xmpp:blocking:errors}}blocked") is not None, ET.tostring(err)
+        await alice.iq(alice.bare, "set", f"<unblock xmlns='{NS_BLOCKING}'/>")  # all
+        r = await alice.iq(alice.bare, "get", f"<blocklist xmlns='{NS_BLOCKING}'/>")
+        assert list(r.find(f"{{{NS_BLOCKING}}}blocklist")) == [], ET.tostring(r)
+        await bob.iq(f"{alice.bare}/no-such-resource", "get", "<ping xmlns='urn:xmpp:ping'/>",
+                     expect_error="service-unavailable")
+        await bob.iq(f"nosuchuser@{conf.domain}", "get", "<ping xmlns='urn:xmpp:ping'/>",
+                     expect_error="service-unavailable")
+    play(conf, scenario, "rfa", "rfb")
+
+
+def test_room_refusals_status_codes_and_archive_queries(conf):
+    """XEP-0045 §7.2.4/§7.2.12 (status 100 and 170 on join), §7.2.9 (room full), §7.4 (groupchat
+    from a non-occupant), §7.5 (private message to no such nick), §8.1 (subject by a participant),
+    §10.2 (form for owners only); XEP-0030 §3.2 (unknown node); XEP-0313 §4.1.1 (form), §6
+    (feature), §4.3 (unknown RSM id)."""
+    async def scenario(alice, bob):
+        room = f"refuse{next(_serial)}"
+        p = await alice.join(room, alice.name)
+        await alice.configure(room, persistentroom=1)
+        assert {"100", "170"} <= set(codes(p)), codes(p)
+        jid = f"{room}@{SERVICE}"
+        bob.send(f"<message to='{jid}' type='groupchat' id='nj'><body>x</body></message>")
+        err = await bob.message(lambda m: m.get("id") == "nj", what="non-occupant error")
+        assert err.find(f"{C}error/{{{NS_STANZAS}}}not-acceptable") is not None, ET.tostring(err)
+        await bob.iq(jid, "get", f"<query xmlns='{NS_OWNER}'/>", expect_error="forbidden")
+        await bob.iq(jid, "get", f"<query xmlns='{NS_INFO}' node='no-such-node'/>",
+                     expect_error="item-not-found")
+        r = await bob.iq(jid, "get", f"<query xmlns='{NS_INFO}'/>")
+        assert "urn:xmpp:mam:2" in {f.get("var") for f in r.iter(f"{{{NS_INFO}}}feature")}
+        r = await bob.iq(jid, "get", "<query xmlns='urn:xmpp:mam:2'/>")
+        fields = {f.get("var") for f in r.iter(f"{{{NS_DATA}}}field")}
+        assert {"FORM_TYPE", "with", "start", "end"} <= fields, fields
+        await bob.iq(jid, "set", "<query xmlns='urn:xmpp:mam:2'><set xmlns='http://jabber.org/protocol/rsm'>"
+                     "<after>no-such-id</after></set></query>", expect_error="item-not-found")
+        await bob.join(room, "bob")
+        bob.send(f"<message to='{jid}' type='groupchat' id='subj'><subject>mine</subject></message>")
+        err = await bob.message(lambda m: m.get("id") == "subj" and m.get("type") == "error",
+                                what="subject refusal")
+        assert err.find(f"{C}error/{{{NS_STANZAS}}}forbidden") is not None, ET.tostring(err)
+        bob.send(f"<message to='{jid}/nobody' type='chat' id='pm'><body>x</body></message>")
+        err = await bob.message(lambda m: m.get("id") == "pm", what="private message error")
+        assert err.find(f"{C}error/{{{NS_STANZAS}}}item-not-found") is not None, ET.tostring(err)
+        bob.send(f"<presence to='{jid}/bob' type='unavailable'/>")
+        await alice.presence_from(f"{jid}/bob", "unavailable")
+        await alice.configure(room, maxusers=1)
+        bob.drain_all()
+        await bob.join(room, "bob", expect_error="service-unavailable")
+    play(conf, scenario, "rra", "rrb")

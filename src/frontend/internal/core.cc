@@ -380,8 +380,20 @@ bool isBlocked(const UserState& user, const std::string& jid) {
          user.blocks.count(j->domain);
 }
 
+// XEP-0030 §3.2 / §4.2: the server and accounts publish no nodes.
+static std::optional<Element> unknownDiscoNode(const Element& iq) {
+  for (const char* ns : {x::kNsDiscoInfo, x::kNsDiscoItems}) {
+    const Element* q = iq.child("query", ns);
+    if (q && !q->attr("node").empty()) {
+      return x::errorReply(iq, "cancel", "item-not-found", "there is no node " + q->attr("node"));
+    }
+  }
+  return std::nullopt;
+}
+
 std::optional<Element> accountDisco(const Element& iq) {
   if (iq.attr("type") != "get") return std::nullopt;
+  if (auto err = unknownDiscoNode(iq)) return err;
   if (iq.child("query", x::kNsDiscoInfo)) {
     Element r = x::iqResult(iq);
     Element& q = r.addChild(Element("query", x::kNsDiscoInfo));
@@ -401,6 +413,10 @@ void Core::handleServerStanza(const Element& st, const std::function<void(Elemen
   if (st.name() != "iq") return;
   const std::string& type = st.attr("type");
   if (type == "result" || type == "error") return;
+  if (auto err = unknownDiscoNode(st); err && type == "get") {
+    reply(std::move(*err));
+    return;
+  }
   if (type == "get" && st.child("query", x::kNsDiscoInfo)) {
     Element r = x::iqResult(st);
     Element& q = r.addChild(Element("query", x::kNsDiscoInfo));

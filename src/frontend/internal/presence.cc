@@ -245,8 +245,7 @@ asio::awaitable<void> Core::inboundPresence(Element p, x::Jid to) {
   bool subscription = type == "subscribe" || type == "subscribed" || type == "unsubscribe" ||
                       type == "unsubscribed";
   if (!user && (subscription || type == "probe")) {
-    if (type == "probe") co_return;  // nobody online: nothing to report
-    user = co_await loadUser(to.bare());
+    user = co_await loadUser(to.bare());  // a probe is answered even with nobody online
     if (!user) co_return;
   }
   if (!user) co_return;  // presence for an offline user is dropped (RFC 6121 §4.3)
@@ -312,12 +311,16 @@ asio::awaitable<void> Core::inboundPresence(Element p, x::Jid to) {
     if (!co_await saveItem(*this, user, item, false)) co_return;
     deliverAll(p);
   } else if (type == "probe") {
-    if (!existed || !hasFrom(item)) co_return;
-    for (auto& [res, s] : user->sessions) {
-      if (!s->isAvailable()) continue;
-      Element copy = s->presence();
-      copy.setAttr("from", s->jid().full()).setAttr("to", from->full());
-      route(std::move(copy), Origin::kServer);
+    if (!existed || !hasFrom(item)) co_return;  // §4.3.2: nothing revealed to non-subscribers
+    bool any = false;
+    for (auto& [res, s] : user->sessions) any = any || s->isAvailable();
+    if (any) {
+      sendCurrentPresence(*this, *user, from->full());
+    } else {
+      // RFC 6121 §4.3.2: no available resource: SHOULD answer unavailable, from the bare JID.
+      Element gone("presence");
+      gone.setAttr("type", "unavailable").setAttr("from", user->bare).setAttr("to", from->full());
+      route(std::move(gone), Origin::kServer);
     }
   } else if (type.empty() || type == "unavailable" || type == "error") {
     if (!to.isBare()) {
