@@ -559,3 +559,66 @@ def test_room_refusals_status_codes_and_archive_queries(conf):
         bob.drain_all()
         await bob.join(room, "bob", expect_error="service-unavailable")
     play(conf, scenario, "rra", "rrb")
+
+
+def test_pending_request_redelivered_and_roster_remove_cancels_both_ways(conf):
+    """RFC 6121 §3.1.3: a subscription request for a user with no session waits and is delivered
+    at the user's next available presence; §2.5.2: removing the item cancels the subscription in
+    both directions (the contact gets unsubscribe and unsubscribed, and its item follows)."""
+    name, pw = new_user(conf, "pda")
+
+    async def scenario(bob):
+        bob.send(f"<presence to='{name}@{conf.domain}' type='subscribe'/>")
+        await bob.marker(bob)  # the request was routed (and stored: nobody is online)
+        alice = await sign_in(conf, name, pw)
+        try:
+            await alice.logged(lambda p: p.tag == f"{C}presence" and p.get("type") == "subscribe"
+                               and p.get("from") == bob.bare, what="the stored request")
+            await bob.iq(bob.bare, "get", f"<query xmlns='{NS_ROSTER}'/>")
+            alice.send(f"<presence to='{bob.bare}' type='subscribed'/>")
+            alice.send(f"<presence to='{bob.bare}' type='subscribe'/>")
+            await bob.stanza(bob.pres, lambda p: p.get("type") == "subscribe", what="alice's request")
+            bob.send(f"<presence to='{alice.bare}' type='subscribed'/>")
+            await alice.stanza(alice.pres, lambda p: p.get("type") == "subscribed", what="approval")
+            await bob.push(lambda q: any(i.get("subscription") == "both"
+                                         for i in q.iter(f"{{{NS_ROSTER}}}item")), what="both")
+            await alice.iq(alice.bare, "get", f"<query xmlns='{NS_ROSTER}'/>")
+            await alice.iq(alice.bare, "set", f"<query xmlns='{NS_ROSTER}'><item jid='{bob.bare}' "
+                           f"subscription='remove'/></query>")
+            for t in ("unsubscribe", "unsubscribed"):
+                await bob.logged(lambda p: p.tag == f"{C}presence" and p.get("type") == t
+                                 and p.get("from") == alice.bare, what=t)
+            await bob.push(lambda q: any(i.get("subscription") == "none"
+                                         for i in q.iter(f"{{{NS_ROSTER}}}item")), what="none")
+        finally:
+            await alice.close()
+    play(conf, scenario, "pdb")
+
+
+def test_instant_room_cancelled_creation_and_members_only_removals(conf):
+    """XEP-0045 §10.1.2 (an empty form makes an instant room), §10.1.3 (cancelling the initial
+    form destroys the room), §10.2 with §9.4 (a room made members-only removes non-members with
+    322), §9.3-9.4 (a member whose membership is revoked leaves with 321)."""
+    async def scenario(alice, bob, carol):
+        instant = f"instant{next(_serial)}"
+        await alice.join(instant, alice.name)
+        await alice.iq(f"{instant}@{SERVICE}", "set",
+                       f"<query xmlns='{NS_OWNER}'><x xmlns='{NS_DATA}' type='submit'/></query>")
+        await bob.join(instant, "bob")  # unlocked
+        cancelled = f"cancel{next(_serial)}"
+        await alice.join(cancelled, alice.name)
+        await alice.iq(f"{cancelled}@{SERVICE}", "set",
+                       f"<query xmlns='{NS_OWNER}'><x xmlns='{NS_DATA}' type='cancel'/></query>")
+        await bob.iq(f"{cancelled}@{SERVICE}", "get", f"<query xmlns='{NS_INFO}'/>",
+                     expect_error="item-not-found")
+        await alice.iq(f"{instant}@{SERVICE}", "set",
+                       f"<query xmlns='{NS_ADMIN}'><item affiliation='member' jid='{carol.bare}'/></query>")
+        await carol.join(instant, "carol")
+        await alice.configure(instant, membersonly=1)
+        gone = await bob.presence_from(f"{instant}@{SERVICE}/bob", "unavailable", what="322")
+        assert "322" in codes(gone), codes(gone)
+        await alice.iq(f"{instant}@{SERVICE}", "set",
+                       f"<query xmlns='{NS_ADMIN}'><item affiliation='none' jid='{carol.bare}'/></query>")
+        gone = await carol.presence_from(f"{instant}@{SERVICE}/carol", "unavailable", what="321")
+        assert "321" in codes(gone), codes(gone)
+    play(conf, scenario, "ira", "irb", "irc")

@@ -89,15 +89,27 @@ void sendCurrentPresence(Core& core, const UserState& user, const std::string& t
 static asio::awaitable<bool> saveItem(Core& core, std::shared_ptr<UserState> user,
                                       RosterItem item, bool drop_pending) {
   std::string owner = user->bare;
+  // In memory first: a second subscription stanza for the same contact, handled while this one
+  // waits for the store (e.g. unsubscribe then unsubscribed after a roster remove), starts from
+  // this state rather than the one before it; both writes reach the store in order (one thread).
+  std::optional<RosterItem> before;
+  if (auto it = user->roster.find(item.contact); it != user->roster.end()) before = it->second;
+  user->roster[item.contact] = item;
   co_await core.toDb();
   Status st = core.store().putRosterItem(owner, item);
   if (st.isOk() && drop_pending) st = core.store().removePendingIn(owner, item.contact);
   co_await core.toNetwork();
   if (!st.isOk()) {
     spdlog::warn("roster of {}: {}", owner, st.message());
+    // Undone in memory too, unless a later change replaced it meanwhile.
+    auto it = user->roster.find(item.contact);
+    if (it != user->roster.end() && rosterItemElement(it->second, false).toString() ==
+                                        rosterItemElement(item, false).toString()) {
+      if (before) it->second = *before;
+      else user->roster.erase(it);
+    }
     co_return false;
   }
-  user->roster[item.contact] = item;
   core.pushRoster(*user, item, false);
   co_return true;
 }
