@@ -20,6 +20,7 @@
 #include "common/hash_ring.h"
 #include "store/pool.h"
 #include "xmpp/component_client.h"
+#include "xmpp/jid.h"
 
 namespace tandem::chat {
 
@@ -510,6 +511,62 @@ Status ChatServer::health() {
     return unavailable("chat store unreachable: " + s["store_error"].get<std::string>());
   }
   return Status::ok();
+}
+
+// ---- room administration (tandemctl chat room add|remove) -------------------------------------
+
+namespace {
+
+// Hops to the service thread, runs `op` there and waits (10 s at most) for its answer.
+Result<bool> onService(asio::io_context& io,
+                       std::function<void(MucService::AdminDone)> op) {
+  auto p = std::make_shared<std::promise<Result<bool>>>();
+  auto fut = p->get_future();
+  asio::post(io, [op, p] { op([p](Result<bool> r) { p->set_value(std::move(r)); }); });
+  if (fut.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+    return fail(unavailable("the chat service did not answer within 10 s"));
+  }
+  return fut.get();
+}
+
+Result<std::string> roomName(const std::string& name) {
+  std::string lower;
+  for (char c : name) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  auto j = xmpp::Jid::parse(lower + "@service.invalid");
+  if (lower.empty() || !j || j->local != lower) {
+    return fail(invalidArgument("`" + name + "` is not a room name (the localpart of a JID)"));
+  }
+  return lower;
+}
+
+}  // namespace
+
+Result<nlohmann::json> ChatServer::addRoom(const std::string& name, const std::string& category,
+                                           const std::string& title) {
+  auto room = roomName(name);
+  if (!room) return fail(room.error());
+  Impl& i = *impl_;
+  MucService* muc = i.muc.get();
+  std::string r = *room, cat = category.empty() ? std::string(kDefaultCategory) : category;
+  auto done = onService(i.io, [muc, r, cat, title](MucService::AdminDone d) {
+    muc->adminAddRoom(r, cat, title, std::move(d));
+  });
+  if (!done) return fail(done.error().withContext("adding room " + r));
+  return nlohmann::json{{"room", r}, {"created", *done}, {"server", i.options.server}};
+}
+
+Result<nlohmann::json> ChatServer::removeRoom(const std::string& name) {
+  auto room = roomName(name);
+  if (!room) return fail(room.error());
+  Impl& i = *impl_;
+  MucService* muc = i.muc.get();
+  std::string r = *room;
+  auto done = onService(i.io, [muc, r](MucService::AdminDone d) {
+    muc->adminRemoveRoom(r, "The room was removed by an administrator.", std::move(d));
+  });
+  if (!done) return fail(done.error().withContext("removing room " + r));
+  if (!*done) return fail(notFound("room `" + r + "` does not exist"));
+  return nlohmann::json{{"room", r}, {"removed", true}, {"server", i.options.server}};
 }
 
 }  // namespace tandem::chat

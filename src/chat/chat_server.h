@@ -62,6 +62,16 @@ class ChatServer {
   // attached to no front end or the store is unreachable.
   Status health();
 
+  // Room administration for tandemctl (admin endpoint POST /rooms and POST /rooms/remove), done
+  // by the MUC service when this server owns the room (muc_service.h adminAddRoom/RemoveRoom).
+  // Blocks up to 10 s. Returns {"room", "created"|"removed", "server"}. Errors: InvalidArgument
+  // (not a room name), Unavailable (another server serves the room, this one is not active, or
+  // the service did not answer), FailedPrecondition (no such category), NotFound (remove: no
+  // such room), the store's.
+  Result<nlohmann::json> addRoom(const std::string& name, const std::string& category,
+                                 const std::string& title);
+  Result<nlohmann::json> removeRoom(const std::string& name);
+
  private:
   ChatServer() = default;
   struct Impl;

@@ -125,8 +125,19 @@ void MucService::onRoomIq(Room& room, const xml::Element& iq) {
     sendError(iq, "cancel", "item-not-found", "No such room.");
     return;
   }
-  if (type == "get" && iq.child("query", "http://jabber.org/protocol/disco#info")) {
-    send(roomDiscoInfo(room).setAttr("id", iq.attr("id")).setAttr("to", iq.attr("from")));
+  if (const auto* info = iq.child("query", "http://jabber.org/protocol/disco#info");
+      info && type == "get") {
+    const std::string node = info->attr("node");
+    if (node == "x-roomuser-item") {
+      // XEP-0045 §7.12: the reserved nickname, or nothing: this service reserves none.
+      xml::Element r = xmpp::iqResult(iq);
+      r.addChild(xml::Element("query", "http://jabber.org/protocol/disco#info")).setAttr("node", node);
+      send(r);
+    } else if (!node.empty()) {
+      sendError(iq, "cancel", "item-not-found", "The room has no disco node " + node + ".");
+    } else {
+      send(roomDiscoInfo(room).setAttr("id", iq.attr("id")).setAttr("to", iq.attr("from")));
+    }
     return;
   }
   if (type == "get" && iq.child("query", "http://jabber.org/protocol/disco#items")) {
@@ -195,6 +206,29 @@ xml::Element MucService::configForm(const Room& room) const {
   return x;
 }
 
+// XEP-0045 §10.2: an option this service does not have (a password, moderated-only real JIDs, ...)
+// is refused, never accepted and ignored: a field not in our form with a value that asks for
+// something (not empty, not false), or a list-single value that is not among our options.
+Status MucService::checkConfigForm(const Room& room, const xml::Element& x) const {
+  std::map<std::string, const xml::Element*> ours;
+  xml::Element form = configForm(room);
+  for (const auto* f : form.childrenNamed("field")) ours[f->attr("var")] = f;
+  for (const auto* f : x.childrenNamed("field")) {
+    const std::string var = f->attr("var"), value = f->childText("value");
+    auto it = ours.find(var);
+    if (it == ours.end()) {
+      if (value.empty() || value == "0" || value == "false") continue;
+      return invalidArgument("The field " + var + " is not supported by this service.");
+    }
+    const xml::Element& mine = *it->second;
+    if (mine.attr("type") != "list-single" || var == "muc#roomconfig_maxusers") continue;
+    bool offered = false;
+    for (const auto* o : mine.childrenNamed("option")) offered |= o->childText("value") == value;
+    if (!offered) return invalidArgument("The value " + value + " of " + var + " is not supported.");
+  }
+  return Status::ok();
+}
+
 void MucService::applyConfigForm(Room& room, const xml::Element& x) {
   auto v = formValues(x);
   auto& c = room.rec.config;
@@ -236,6 +270,12 @@ void MucService::onOwnerIq(Room& room, const xml::Element& iq, const xml::Elemen
     send(xmpp::iqResult(iq));
     if (room.locked) destroyRoom(room, "", "");  // §10.1.3: cancelling creation destroys it
     return;
+  }
+  if (x) {
+    if (Status st = checkConfigForm(room, *x); !st.isOk()) {
+      sendError(iq, "modify", "not-acceptable", st.message());
+      return;
+    }
   }
   std::string wanted;
   if (x) {
@@ -313,10 +353,20 @@ void MucService::configureInCategory(Room& room, const xml::Element& iq, const x
 }
 
 void MucService::finishConfig(Room& room, const xml::Element& iq, const xml::Element* x) {
+  const bool creating = room.locked;
+  const nlohmann::json before = room.rec.config.toJson();
   if (x) applyConfigForm(room, *x);
   room.locked = false;
   persistRoom(room);
   send(xmpp::iqResult(iq));
+  if (!creating && room.rec.config.toJson() != before) {
+    // XEP-0045 §10.2.1: occupants learn that the configuration changed (status 104), after the
+    // owner's result as in the XEP's examples.
+    xml::Element note("message");
+    note.setAttr("from", roomJid(room)).setAttr("type", "groupchat").setAttr("id", xmpp::newId());
+    note.addChild(xml::Element("x", kNsMucUser)).addChild(xml::Element("status")).setAttr("code", "104");
+    deliver(room, note.toString());
+  }
   // Occupants without membership leave a room that became members-only (status 322); roles
   // follow a change of moderation.
   std::vector<std::string> removed;
@@ -343,7 +393,12 @@ void MucService::onAdminIq(Room& room, const xml::Element& iq, const xml::Elemen
                        room.occupants[req_nick->second].role == "moderator";
   auto items = query.childrenNamed("item");
   if (iq.attr("type") == "get") {
-    if (affiliationRank(req_aff) < 3 && !req_moderator) {
+    // XEP-0045 §9.5: in a non-anonymous room (all rooms here) members may read the member list.
+    bool member_list = !items.empty() && affiliationRank(req_aff) >= 2 &&
+                       std::all_of(items.begin(), items.end(), [](const xml::Element* i) {
+                         return i->attr("affiliation") == "member" && !i->hasAttr("role");
+                       });
+    if (affiliationRank(req_aff) < 3 && !req_moderator && !member_list) {
       sendError(iq, "auth", "forbidden", "Only moderators may list affiliations and roles.");
       return;
     }

@@ -63,7 +63,8 @@ void MucService::onMessage(Room& room, const xml::Element& m, const std::string&
       sendError(m, "modify", "not-acceptable", "Join the room before sending messages to it.");
       return;
     }
-    if (m.child("subject") && !m.child("body")) {
+    // XEP-0045 §8.1: only a <subject/> with neither <body/> nor <thread/> changes the subject.
+    if (m.child("subject") && !m.child("body") && !m.child("thread")) {
       onSubject(room, m, sender->second);
     } else {
       onGroupchat(room, m, sender->second);

@@ -23,6 +23,35 @@ std::string bareOf(const std::string& jid) {
   return j ? j->bare() : jid;
 }
 
+// The history a join asks for (XEP-0045 §7.2.13): at most `stanzas`, none older than `since`.
+struct HistoryRequest {
+  size_t stanzas = 20;
+  std::optional<int64_t> since_us;
+};
+HistoryRequest historyRequested(const xml::Element& p, size_t cap) {
+  HistoryRequest r;
+  if (const auto* x = p.child("x", kNsMuc)) {
+    if (const auto* h = x->child("history")) {
+      if (h->hasAttr("maxstanzas")) r.stanzas = std::strtoul(h->attr("maxstanzas").c_str(), nullptr, 10);
+      if (h->hasAttr("seconds")) {
+        r.since_us = nowMicros() - int64_t(std::strtoll(h->attr("seconds").c_str(), nullptr, 10)) * 1000000;
+      }
+      if (h->hasAttr("since")) r.since_us = parseTimestamp(h->attr("since"));
+      if (h->hasAttr("maxchars") && h->attr("maxchars") == "0") r.stanzas = 0;
+    }
+  }
+  r.stanzas = std::min(r.stanzas, cap);
+  return r;
+}
+
+std::vector<xml::Element> showAndStatus(const xml::Element& p) {
+  std::vector<xml::Element> out;
+  for (const auto& ch : p.children()) {
+    if (ch.name() == "show" || ch.name() == "status") out.push_back(ch);
+  }
+  return out;
+}
+
 }  // namespace
 
 MucService::MucService(asio::any_io_executor home, Options o, GroupCommitWriter& writer,
@@ -259,9 +288,10 @@ void MucService::onPresence(Room& room, const xml::Element& p, const std::string
       return;
     }
     Occupant& o = room.occupants[nick];  // presence update (show/status)
-    o.status.clear();
-    for (const auto& ch : p.children()) {
-      if (ch.name() == "show" || ch.name() == "status") o.status.push_back(ch);
+    o.status = showAndStatus(p);
+    if (p.child("x", kNsMuc)) {
+      resync(room, p, o);
+      return;
     }
     broadcastPresence(room, o, {}, false);
     return;
@@ -303,16 +333,7 @@ void MucService::changeNick(Room& room, const xml::Element& p, const std::string
   for (const auto& s : moved.sessions) sendNickChange(room, moved, old_nick, new_nick, s, true);
   // 2. Available from the new nickname (the status of this presence, if any, replaces the old).
   moved.nick = new_nick;
-  bool has_status = false;
-  for (const auto& ch : p.children()) {
-    if (ch.name() == "show" || ch.name() == "status") has_status = true;
-  }
-  if (has_status) {
-    moved.status.clear();
-    for (const auto& ch : p.children()) {
-      if (ch.name() == "show" || ch.name() == "status") moved.status.push_back(ch);
-    }
-  }
+  if (auto st = showAndStatus(p); !st.empty()) moved.status = std::move(st);
   for (const auto& s : moved.sessions) room.nick_of[s] = new_nick;
   Occupant& o = room.occupants[new_nick];
   o = std::move(moved);
@@ -400,10 +421,7 @@ void MucService::join(Room& room, const xml::Element& p, const std::string& nick
   o.role = roleFor(room, aff);
   o.sessions.insert(from);
   o.history_pending = true;
-  o.status.clear();
-  for (const auto& ch : p.children()) {
-    if (ch.name() == "show" || ch.name() == "status") o.status.push_back(ch);
-  }
+  o.status = showAndStatus(p);
   room.nick_of[from] = nick;
   // 1. Existing occupants to the joiner.
   for (const auto& [other_nick, other] : room.occupants) {
@@ -420,20 +438,25 @@ void MucService::join(Room& room, const xml::Element& p, const std::string& nick
   if (created) codes.push_back(201);
   sendRoomPresence(room, o, from, true, codes, false);
   // 3. History, then 4. subject.
-  size_t max_stanzas = 20;
-  std::optional<int64_t> since;
-  if (const auto* x = p.child("x", kNsMuc)) {
-    if (const auto* h = x->child("history")) {
-      if (h->hasAttr("maxstanzas")) max_stanzas = std::strtoul(h->attr("maxstanzas").c_str(), nullptr, 10);
-      if (h->hasAttr("seconds")) {
-        since = nowMicros() - int64_t(std::strtoll(h->attr("seconds").c_str(), nullptr, 10)) * 1000000;
-      }
-      if (h->hasAttr("since")) since = parseTimestamp(h->attr("since"));
-      if (h->hasAttr("maxchars") && h->attr("maxchars") == "0") max_stanzas = 0;
-    }
+  auto h = historyRequested(p, options_.limits.max_history_stanzas);
+  sendHistoryAndSubject(room, nick, from, created ? 0 : h.stanzas, h.since_us);
+}
+
+// XEP-0045 §17.3: a join presence (with the MUC <x/>) from a session already in the room, e.g. a
+// client that lost track of its state, is answered as a join: the other occupants, the
+// self-presence, the history and the subject, in the order of §7.2. The others see the
+// occupant's presence only (its show/status may have changed).
+void MucService::resync(Room& room, const xml::Element& p, Occupant& o) {
+  const std::string from = p.attr("from");
+  for (const auto& [other_nick, other] : room.occupants) {
+    if (other_nick == o.nick) continue;
+    sendRoomPresence(room, other, from, false, {}, false);
+    for (const auto& s : other.sessions) sendRoomPresence(room, o, s, false, {}, false);
   }
-  max_stanzas = std::min(max_stanzas, options_.limits.max_history_stanzas);
-  sendHistoryAndSubject(room, nick, from, created ? 0 : max_stanzas, since);
+  sendRoomPresence(room, o, from, true, {100, 170}, false);
+  o.history_pending = true;
+  auto h = historyRequested(p, options_.limits.max_history_stanzas);
+  sendHistoryAndSubject(room, o.nick, from, h.stanzas, h.since_us);
 }
 
 void MucService::sendHistoryAndSubject(Room& room, const std::string& /*nick*/,
@@ -566,34 +589,6 @@ void MucService::setOwnership(OwnerCheck owns, bool active) {
     rooms_.erase(name);
   }
   if (!gone.empty()) spdlog::info("released {} room(s) this server no longer owns", gone.size());
-}
-
-void MucService::destroyRoom(Room& room, const std::string& reason, const std::string& alternate) {
-  std::vector<std::string> sessions;
-  for (const auto& [full, nick] : room.nick_of) sessions.push_back(full);
-  for (const auto& full : sessions) {
-    auto occ = room.occupants.find(room.nick_of[full]);
-    if (occ == room.occupants.end()) continue;
-    xml::Element p("presence");
-    p.setAttr("from", roomJid(room) + "/" + occ->first);
-    p.setAttr("to", full);
-    p.setAttr("type", "unavailable");
-    auto& x = p.addChild(xml::Element("x", kNsMucUser));
-    auto& item = x.addChild(xml::Element("item"));
-    item.setAttr("affiliation", "none");
-    item.setAttr("role", "none");
-    auto& d = x.addChild(xml::Element("destroy"));
-    if (!alternate.empty()) d.setAttr("jid", alternate);
-    if (!reason.empty()) d.addChild(xml::Element("reason")).addText(reason);
-    send(p);
-  }
-  std::string name = room.rec.name;
-  db_.write([name](Result<store::Connection*> c) -> std::function<void()> {
-    Status st = c ? deleteRoom(**c, name) : c.error();
-    if (!st) spdlog::error("room {}: deleting it from the chat store failed: {}", name, st.message());
-    return {};
-  });
-  rooms_.erase(name);
 }
 
 }  // namespace tandem::chat

@@ -81,6 +81,19 @@ class MucService {
   // default `general`); applies to rooms loaded from now on.
   void setDefaultCategory(std::string category);
 
+  // Administration (`tandemctl chat room add|remove` through the chat server's admin endpoint),
+  // done by the server that owns the room so that the live room follows. `done` runs on the
+  // home executor: true when the room was created / removed, false when it already existed /
+  // did not exist. Errors: Unavailable when this server does not serve the room (another one
+  // of the active servers does); FailedPrecondition when the category does not exist (add);
+  // the store's error (nothing changed).
+  // Removing tells every occupant the room was destroyed (XEP-0045 §10.9) before deleting its
+  // record and history.
+  using AdminDone = std::function<void(Result<bool>)>;
+  void adminAddRoom(const std::string& name, const std::string& category,
+                    const std::string& title, AdminDone done);
+  void adminRemoveRoom(const std::string& name, const std::string& reason, AdminDone done);
+
   MucStats stats() const;
   // Room names currently held in memory (owned and loaded).
   std::vector<std::string> loadedRooms() const;
@@ -113,6 +126,7 @@ class MucService {
   void loadRoom(const std::string& name);
   void onPresence(Room& room, const xml::Element& p, const std::string& nick);
   void join(Room& room, const xml::Element& p, const std::string& nick);
+  void resync(Room& room, const xml::Element& p, Occupant& o);
   void changeNick(Room& room, const xml::Element& p, const std::string& old_nick,
                   const std::string& new_nick);
   void sendNickChange(const Room& room, const Occupant& who, const std::string& old_nick,
@@ -126,7 +140,11 @@ class MucService {
   void sendHistoryAndSubject(Room& room, const std::string& nick, const std::string& full,
                              size_t max_stanzas, std::optional<int64_t> since_us);
   void evict(Room& room, int code, const std::string& why);
+
+  // muc_admin.cc: destroy, administrator's room commands
+  void tellDestroyed(Room& room, const std::string& reason, const std::string& alternate);
   void destroyRoom(Room& room, const std::string& reason, const std::string& alternate);
+  Status servesForAdmin(const std::string& name) const;
   std::string affiliationOf(const Room& room, const std::string& bare) const;
   std::string roleFor(const Room& room, const std::string& affiliation) const;
   void persistRoom(const Room& room);
@@ -149,6 +167,7 @@ class MucService {
   xml::Element roomDiscoInfo(const Room& room) const;
   xml::Element configForm(const Room& room) const;
   void applyConfigForm(Room& room, const xml::Element& x);
+  Status checkConfigForm(const Room& room, const xml::Element& x) const;
   // Applies a submitted configuration (x may be null: an empty instant-room form), unlocks the
   // room, saves it, answers `iq`, and adjusts occupants to the new membership/moderation.
   void finishConfig(Room& room, const xml::Element& iq, const xml::Element* x);

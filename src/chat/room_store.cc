@@ -209,13 +209,18 @@ Status setAffiliation(store::Connection& c, const std::string& room, const std::
   return r ? Status::ok() : r.error();
 }
 
-Status deleteRoom(store::Connection& c, const std::string& name) {
-  return store::inTransaction(c, [&](store::Connection& tx) -> Status {
+Result<bool> deleteRoom(store::Connection& c, const std::string& name) {
+  bool existed = false;
+  Status st = store::inTransaction(c, [&](store::Connection& tx) -> Status {
     auto m = tx.exec("DELETE FROM messages WHERE room = $1", {name});
     if (!m) return m.error();
     auto r = tx.exec("DELETE FROM rooms WHERE name = $1", {name});
-    return r ? Status::ok() : r.error();
+    if (!r) return r.error();
+    existed = r->affected > 0;
+    return Status::ok();
   });
+  if (!st.isOk()) return fail(st);
+  return existed;
 }
 
 }  // namespace tandem::chat

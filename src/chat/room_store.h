@@ -72,7 +72,8 @@ Status saveRoom(store::Connection& c, const RoomRecord& room);
 // Sets (or with "none" removes) one affiliation.
 Status setAffiliation(store::Connection& c, const std::string& room, const std::string& jid,
                       const std::string& affiliation, const std::string& reason = "");
-// Deletes the room, its affiliations and its history (destroy). OK when absent.
-Status deleteRoom(store::Connection& c, const std::string& name);
+// Deletes the room, its affiliations and its history (destroy); false when it did not exist
+// (nothing changed).
+Result<bool> deleteRoom(store::Connection& c, const std::string& name);
 
 }  // namespace tandem::chat

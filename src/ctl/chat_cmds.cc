@@ -1,13 +1,17 @@
 // tandemctl chat commands: state, active-servers, category, room, compliance (docs/persistent-
 // chat.md). `chat failover|failback` are added to the same noun by runbook_cmds.cc.
 //
-// State and active servers are CMS settings (cms::Client); categories and rooms are written to
-// the chat pool's `mgc` directly through src/store (no chat server needs to run), and the
-// compliance status reads `mgccomp`. The SQL mirrors chat/room_store.cc: ctl does not link the
-// chat module yet (requested), so the few statements are repeated here.
+// State and active servers are CMS settings (cms::Client); rooms are added and removed by the
+// chat server that owns them (its admin endpoint, POST /rooms and /rooms/remove), so the live
+// room follows; categories are written to the chat pool's `mgc` directly through src/store, and
+// room list/show and the compliance status read `mgc`/`mgccomp`. The SQL mirrors
+// chat/room_store.cc: ctl does not link the chat module yet (requested), so the few statements
+// are repeated here.
 #include <memory>
 
 #include "cms/client.h"
+#include "rpc/certs.h"
+#include "rpc/client.h"
 #include "ctl/commands.h"
 #include "store/connection.h"
 #include "topology/loader.h"
@@ -302,51 +306,59 @@ void runCategory(Context& ctx, const ChatArgs& a, const std::string& verb) {
   ctx.exit_code = kExitOk;
 }
 
+// Asks the chat servers of `pool` in turn to run admin `path` for a room: the one that owns it
+// does it; the others answer Unavailable (not theirs, or not active), as does a server down.
+Result<nlohmann::json> onRoomOwner(const Context& ctx, const topo::Pool& pool,
+                                   const std::string& path, const nlohmann::json& body) {
+  auto opts = rpc::clientOptionsFromStateDir(ctx.state_dir);
+  if (!opts) return fail(opts.error());
+  Status last = unavailable("chat pool `" + pool.fqdn + "` has no servers");
+  for (const auto& s : pool.servers) {
+    rpc::AdminClient c(s.address, 8443, *opts);
+    auto r = c.post(path, body);
+    if (r) return r;
+    if (r.error().code() != StatusCode::kUnavailable) return r;
+    last = r.error();
+  }
+  return fail(last.withContext("no active chat server of pool `" + pool.fqdn +
+                               "` took the request (is the room's owner running?)"));
+}
+
 void runRoom(Context& ctx, const ChatArgs& a, const std::string& verb) {
   auto t = deployed(ctx);
   if (!t) return (void)done(ctx, t.error());
   auto pool = chatPool(*t, a.pool);
   if (!pool) return (void)done(ctx, pool.error());
+  const std::string service = (*pool)->fqdn;
+  if (verb == "add" || verb == "remove") {
+    if (verb == "remove" &&
+        !confirm("Remove room " + a.name + "@" + service + " and its whole history?", a.yes)) {
+      return (void)(ctx.exit_code = kExitRefused);
+    }
+    // Through the chat server that owns the room, so that the live room follows (#23).
+    nlohmann::json body = {{"name", a.name}};
+    if (verb == "add") body.update({{"category", a.category}, {"title", a.description}});
+    auto r = onRoomOwner(ctx, **pool, verb == "add" ? "/rooms" : "/rooms/remove", body);
+    if (!r && r.error().code() == StatusCode::kFailedPrecondition) {
+      return (void)done(ctx, r.error(), "tandemctl chat category add --name " +
+                                            (a.category.empty() ? "general" : a.category));
+    }
+    if (!r) return (void)done(ctx, r.error());
+    std::string room = (*r)["room"].get<std::string>() + "@" + service;
+    if (verb == "add") {
+      bool created = (*r)["created"].get<bool>();
+      if (ctx.json) printJson({{"room", room}, {"created", created}, {"server", (*r)["server"]}});
+      else std::printf("room %s %s\n", room.c_str(), created ? "created" : "already exists (unchanged)");
+    } else {
+      if (ctx.json) printJson({{"room", room}, {"removed", true}, {"server", (*r)["server"]}});
+      else std::printf("room %s removed; its occupants were told it was destroyed\n", room.c_str());
+    }
+    ctx.exit_code = kExitOk;
+    return;
+  }
   auto c = chatDatabase(ctx, *t, **pool, "mgc");
   if (!c) return (void)done(ctx, c.error());
   store::Connection& db = **c;
-  const std::string service = (*pool)->fqdn;
-  if (verb == "add") {
-    std::string category = a.category.empty() ? "general" : a.category;
-    auto cat = db.exec("SELECT 1 FROM categories WHERE name = $1", {category});
-    if (!cat) return (void)done(ctx, cat.error());
-    if (cat->rows.empty()) {
-      return (void)done(ctx, failedPrecondition("category `" + category + "` does not exist"),
-                        "tandemctl chat category add --name " + category);
-    }
-    nlohmann::json config = {{"title", a.description}};
-    auto r = db.exec(
-        "INSERT INTO rooms(name, category, config) VALUES (lower($1), $2, $3::jsonb) "
-        "ON CONFLICT (name) DO NOTHING",
-        {a.name, category, config.dump()});
-    if (!r) return (void)done(ctx, r.error());
-    bool created = r->affected > 0;
-    if (ctx.json) printJson({{"room", a.name + "@" + service}, {"created", created}});
-    else std::printf("room %s@%s %s\n", a.name.c_str(), service.c_str(),
-                     created ? "created" : "already exists (unchanged)");
-    ctx.exit_code = kExitOk;
-    return;
-  }
-  if (verb == "remove") {
-    if (!confirm("Remove room " + a.name + "@" + service + " and its whole history?", a.yes)) {
-      return (void)(ctx.exit_code = kExitRefused);
-    }
-    // History first: a rerun after a failure between the two deletes finishes the job.
-    auto m = db.exec("DELETE FROM messages WHERE room = lower($1)", {a.name});
-    if (!m) return (void)done(ctx, m.error());
-    auto r = db.exec("DELETE FROM rooms WHERE name = lower($1)", {a.name});
-    if (!r) return (void)done(ctx, r.error());
-    if (r->affected == 0) return (void)done(ctx, notFound("room `" + a.name + "` does not exist"));
-    if (ctx.json) printJson({{"room", a.name + "@" + service}, {"removed", true}});
-    else std::printf("room %s@%s removed\n", a.name.c_str(), service.c_str());
-    ctx.exit_code = kExitOk;
-    return;
-  }
   std::string sql =
       "SELECT r.name, r.category, r.config::text, r.subject, "
       "to_char(r.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "

@@ -41,6 +41,22 @@ int runChat(const DaemonOptions& options) {
   (*admin)->setStatusProvider([cs] { return nlohmann::json{{"chat", cs->status()}}; });
   (*admin)->setHealthCheck([cs] { return cs->health(); });
   (*admin)->setMetricsRefresher([cs](rpc::Metrics& m) { cs->refreshMetrics(m); });
+  // Room administration (tandemctl chat room add|remove): through the service that owns the
+  // room, so the live room follows (a removed room's occupants are told it was destroyed).
+  auto answer = [](const Result<nlohmann::json>& r) {
+    return r ? rpc::Response::json(*r) : rpc::Response::error(r.error());
+  };
+  (*admin)->server().route("POST", "/rooms", [cs, answer](const rpc::Request& req) {
+    auto body = req.json();
+    if (!body) return rpc::Response::error(body.error());
+    return answer(cs->addRoom(body->value("name", ""), body->value("category", ""),
+                              body->value("title", "")));
+  });
+  (*admin)->server().route("POST", "/rooms/remove", [cs, answer](const rpc::Request& req) {
+    auto body = req.json();
+    if (!body) return rpc::Response::error(body.error());
+    return answer(cs->removeRoom(body->value("name", "")));
+  });
   if (Status st = (*server)->start(); !st) return fail_with(st);
   if (Status st = (*admin)->start(); !st) return fail_with(st);
   spdlog::info("chat server {} started", options.server);

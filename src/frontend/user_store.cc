@@ -39,6 +39,8 @@ std::vector<store::Migration> migrations() {
        " created_at timestamptz NOT NULL DEFAULT now())"},
       {3, "drop the change_log outbox (replaced by logical replication)",
        "DROP TABLE IF EXISTS change_log"},
+      {4, "roster items carry subscription pre-approval (RFC 6121 §3.4)",
+       "ALTER TABLE roster ADD COLUMN approved boolean NOT NULL DEFAULT false;"},
   };
 }
 
@@ -229,12 +231,13 @@ Result<std::optional<xmpp::ScramCredentials>> UserStore::credentials(const std::
 Result<std::vector<RosterItem>> UserStore::roster(const std::string& owner) {
   TANDEM_LEASE(lease, "reading the roster of `" + owner + "`");
   auto r = lease->get().exec(
-      "SELECT contact, name, subscription, ask, groups FROM roster WHERE owner = $1 ORDER BY contact",
+      "SELECT contact, name, subscription, ask, groups, approved FROM roster WHERE owner = $1"
+      " ORDER BY contact",
       {owner});
   if (!r) return fail(r.error().withContext("reading the roster of `" + owner + "`"));
   std::vector<RosterItem> out;
   for (const auto& row : r->rows) {
-    out.push_back({row[0], row[1], row[2], row[3] == "t", parsePgArray(row[4])});
+    out.push_back({row[0], row[1], row[2], row[3] == "t", row[5] == "t", parsePgArray(row[4])});
   }
   return out;
 }
@@ -244,12 +247,12 @@ Status UserStore::putRosterItem(const std::string& owner, const RosterItem& item
   if (!lease) return lease.error().withContext("updating the roster of `" + owner + "`");
   return store::inTransaction(lease->get(), [&](Connection& c) -> Status {
     auto r = c.exec(
-        "INSERT INTO roster(owner, contact, name, subscription, ask, groups)"
-        " VALUES ($1,$2,$3,$4,$5,$6::text[]) ON CONFLICT (owner, contact) DO UPDATE SET"
+        "INSERT INTO roster(owner, contact, name, subscription, ask, groups, approved)"
+        " VALUES ($1,$2,$3,$4,$5,$6::text[],$7) ON CONFLICT (owner, contact) DO UPDATE SET"
         " name=EXCLUDED.name, subscription=EXCLUDED.subscription, ask=EXCLUDED.ask,"
-        " groups=EXCLUDED.groups",
+        " groups=EXCLUDED.groups, approved=EXCLUDED.approved",
         {owner, item.contact, item.name, item.subscription, item.ask ? "true" : "false",
-         pgArray(item.groups)});
+         pgArray(item.groups), item.approved ? "true" : "false"});
     if (!r) return r.error();
     return Status::ok();
   });

@@ -30,6 +30,8 @@ struct RosterItem {
   std::string name;                  // display name, "" when none
   std::string subscription = "none";  // none | to | from | both
   bool ask = false;                   // outbound subscription request pending
+  bool approved = false;              // pre-approved: the contact's request will be granted
+                                      // at once (RFC 6121 §3.4)
   std::vector<std::string> groups;
 };
 

@@ -244,6 +244,7 @@ void C2sSession::adopt(C2sSession& old) {
   presence_ = old.presence_;
   carbons_ = old.carbons_;
   interested_ = old.interested_;
+  directed_to_ = old.directed_to_;
   since_ = old.since_;
   sm_enabled_ = true;
   sm_resumable_ = true;

@@ -410,6 +410,8 @@ asio::awaitable<void> C2sSession::onStreamOpen(const Element& h) {
     features.addChild(Element("bind", x::kNsBind));
     features.addChild(Element("session", x::kNsSession)).addChild(Element("optional"));
     features.addChild(Element("sm", x::kNsSm));
+    features.addChild(Element("ver", "urn:xmpp:features:rosterver"));   // RFC 6121 §2.6.1
+    features.addChild(Element("sub", "urn:xmpp:features:pre-approval"));  // RFC 6121 §3.4.1
   }
   writeRaw(features.toString());
 }
@@ -488,7 +490,7 @@ void C2sSession::endSession(bool redeliver) {
   if (transport_) transport_->close();
   transport_.reset();
   auto self = shared_from_this();
-  if (available_) core_.broadcastUnavailable(self);
+  if (available_ || !directed_to_.empty()) core_.broadcastUnavailable(self);
   core_.unbindSession(self);
   // XEP-0198 §4 end: when the connection was lost, stanzas the client never acknowledged are
   // delivered again, to another resource or to offline storage; only messages are worth it.

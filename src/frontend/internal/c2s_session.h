@@ -10,6 +10,7 @@
 #include <deque>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 
 #include <asio.hpp>
@@ -86,6 +87,9 @@ class C2sSession : public std::enable_shared_from_this<C2sSession> {
   }
   bool initialPresenceSent() const { return initial_presence_sent_; }
   void markInitialPresence() { initial_presence_sent_ = true; }
+  // Full JIDs this resource sent directed available presence to since its last broadcast
+  // unavailable (RFC 6121 §4.6.3): they are told when it goes unavailable or its session ends.
+  std::set<std::string>& directedTo() { return directed_to_; }
 
  private:
   struct Event {
@@ -179,6 +183,7 @@ class C2sSession : public std::enable_shared_from_this<C2sSession> {
   xml::Element presence_;
   bool carbons_ = false;
   bool interested_ = false;
+  std::set<std::string> directed_to_;
   std::chrono::system_clock::time_point since_ = std::chrono::system_clock::now();
 
   // Stream management (XEP-0198)

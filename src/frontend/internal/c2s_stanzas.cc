@@ -53,7 +53,7 @@ asio::awaitable<void> C2sSession::onBound(Element st) {
     co_return;
   }
   auto user = core_.onlineUser(jid_.bare());
-  if (to && user && user->blocks.count(to->bare()) && st.attr("type") != "error") {
+  if (to && user && isBlocked(*user, to->full()) && st.attr("type") != "error") {
     // XEP-0191 §3.4: stanzas to a blocked contact are refused with <blocked/>.
     Element err = x::errorReply(st, "cancel", "not-acceptable");
     err.child("error")->addChild(Element("blocked", "urn:xmpp:blocking:errors"));
@@ -101,11 +101,8 @@ asio::awaitable<void> C2sSession::onOwnIq(Element iq) {
     send(x::iqResult(iq));
     co_return;
   }
-  if (type == "get" && iq.child("query", x::kNsDiscoInfo)) {
-    Element r = x::iqResult(iq);
-    Element& q = r.addChild(Element("query", x::kNsDiscoInfo));
-    q.addChild(Element("identity")).setAttr("category", "account").setAttr("type", "registered");
-    send(r);
+  if (auto r = accountDisco(iq)) {
+    send(*r);
     co_return;
   }
   send(x::errorReply(iq, "cancel", "service-unavailable"));
@@ -152,6 +149,8 @@ asio::awaitable<void> C2sSession::onBlockingIq(Element iq) {
     send(x::errorReply(iq, "wait", "internal-server-error"));
     co_return;
   }
+  UserState before;  // which contacts saw our presence before the change
+  before.blocks = user->blocks;
   if (block) {
     for (const auto& j : jids) user->blocks.insert(j);
   } else if (jids.empty()) {
@@ -167,6 +166,23 @@ asio::awaitable<void> C2sSession::onBlockingIq(Element iq) {
     Element& p = push.addChild(Element(block ? "block" : "unblock", x::kNsBlocking));
     for (const auto& j : jids) p.addChild(Element("item")).setAttr("jid", j);
     s->send(push);
+  }
+  // XEP-0191 §3.3: contacts that saw our presence and are now blocked see each available
+  // resource go; §3.4: unblocked ones get the current presence again.
+  for (const auto& [contact, item] : user->roster) {
+    if (item.subscription != "from" && item.subscription != "both") continue;
+    bool was = isBlocked(before, contact), is = isBlocked(*user, contact);
+    if (was == is) continue;
+    if (is) {
+      for (const auto& [res, s] : user->sessions) {
+        if (!s->isAvailable()) continue;
+        Element gone("presence");
+        gone.setAttr("type", "unavailable").setAttr("from", s->jid().full()).setAttr("to", contact);
+        core_.route(std::move(gone), Origin::kServer);
+      }
+    } else {
+      sendCurrentPresence(core_, *user, contact);
+    }
   }
 }
 

@@ -359,6 +359,11 @@ void Core::deliverLocal(Element st, const x::Jid& to, Origin /*origin*/) {
   }
   // iq
   auto user = onlineUser(to.bare());
+  if (user && isBlocked(*user, st.attr("from"))) {
+    // XEP-0191 §3.5: nothing from a blocked entity is delivered; it learns only this.
+    if (bounceable(st)) route(x::errorReply(st, "cancel", "service-unavailable"), Origin::kServer);
+    return;
+  }
   if (!to.isBare()) {
     if (user) {
       if (auto it = user->sessions.find(to.resource); it != user->sessions.end()) {
@@ -372,13 +377,8 @@ void Core::deliverLocal(Element st, const x::Jid& to, Origin /*origin*/) {
   // An iq to a user's bare JID is answered by the server on the user's behalf (RFC 6120 §10.5.4).
   const std::string& type = st.attr("type");
   if (type == "result" || type == "error") return;
-  if (type == "get" && st.child("query", x::kNsDiscoInfo)) {
-    Element r = x::iqResult(st);
-    r.addChild(Element("query", x::kNsDiscoInfo))
-        .addChild(Element("identity"))
-        .setAttr("category", "account")
-        .setAttr("type", "registered");
-    route(std::move(r), Origin::kServer);
+  if (auto r = accountDisco(st)) {
+    route(std::move(*r), Origin::kServer);
     return;
   }
   if (st.child("ping", x::kNsPing)) {
@@ -388,10 +388,51 @@ void Core::deliverLocal(Element st, const x::Jid& to, Origin /*origin*/) {
   route(x::errorReply(st, "cancel", "service-unavailable"), Origin::kServer);
 }
 
+bool isBlocked(const UserState& user, const std::string& jid) {
+  if (user.blocks.empty()) return false;
+  auto j = x::Jid::parse(jid);
+  if (!j) return false;
+  return user.blocks.count(j->full()) || user.blocks.count(j->bare()) ||
+         user.blocks.count(j->domain);
+}
+
+// XEP-0030 §3.2 / §4.2: the server and accounts publish no nodes.
+static std::optional<Element> unknownDiscoNode(const Element& iq) {
+  for (const char* ns : {x::kNsDiscoInfo, x::kNsDiscoItems}) {
+    const Element* q = iq.child("query", ns);
+    if (q && !q->attr("node").empty()) {
+      return x::errorReply(iq, "cancel", "item-not-found", "there is no node " + q->attr("node"));
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<Element> accountDisco(const Element& iq) {
+  if (iq.attr("type") != "get") return std::nullopt;
+  if (auto err = unknownDiscoNode(iq)) return err;
+  if (iq.child("query", x::kNsDiscoInfo)) {
+    Element r = x::iqResult(iq);
+    Element& q = r.addChild(Element("query", x::kNsDiscoInfo));
+    q.addChild(Element("identity")).setAttr("category", "account").setAttr("type", "registered");
+    q.addChild(Element("feature")).setAttr("var", x::kNsDiscoInfo);  // XEP-0030 §3.1: MUST
+    return r;
+  }
+  if (iq.child("query", x::kNsDiscoItems)) {
+    Element r = x::iqResult(iq);
+    r.addChild(Element("query", x::kNsDiscoItems));  // an account publishes no items here
+    return r;
+  }
+  return std::nullopt;
+}
+
 void Core::handleServerStanza(const Element& st, const std::function<void(Element)>& reply) {
   if (st.name() != "iq") return;
   const std::string& type = st.attr("type");
   if (type == "result" || type == "error") return;
+  if (auto err = unknownDiscoNode(st); err && type == "get") {
+    reply(std::move(*err));
+    return;
+  }
   if (type == "get" && st.child("query", x::kNsDiscoInfo)) {
     Element r = x::iqResult(st);
     Element& q = r.addChild(Element("query", x::kNsDiscoInfo));

@@ -29,6 +29,7 @@
 namespace tandem::frontend {
 
 class C2sSession;
+class Core;
 class Links;
 class Components;
 class Proxy;
@@ -43,6 +44,15 @@ struct UserState {
 
 // <item/> of a roster (RFC 6121 §2.1.2); `removed` gives subscription='remove'.
 xml::Element rosterItemElement(const RosterItem& item, bool removed);
+// The roster's version (RFC 6121 §2.6): a digest of its items, the same for the same content.
+std::string rosterVersion(const UserState& user);
+// Whether `jid` matches the user's block list (XEP-0191 §6: full JID, bare JID or domain).
+bool isBlocked(const UserState& user, const std::string& jid);
+// Each available resource of `user` sends its current presence to `to` (presence.cc).
+void sendCurrentPresence(Core& core, const UserState& user, const std::string& to);
+// disco#info / disco#items answered by the server for a user's bare JID (XEP-0030 §3: the
+// account; RFC 6120 §10.5.4); nullopt when `iq` is neither.
+std::optional<xml::Element> accountDisco(const xml::Element& iq);
 
 // Where a stanza came from, for loop prevention and trust.
 enum class Origin { kClient, kLink, kComponent, kServer };

@@ -55,7 +55,7 @@ void Core::inboundMessage(Element m, const x::Jid& to) {
   auto user = onlineUser(to.bare());
   const std::string& type = m.attr("type");
   auto from = x::Jid::parse(m.attr("from"));
-  if (user && from && user->blocks.count(from->bare())) {
+  if (user && from && isBlocked(*user, from->full())) {
     // XEP-0191 §3.5: a blocked sender learns nothing beyond service-unavailable.
     if (type != "error") route(x::errorReply(m, "cancel", "service-unavailable"), Origin::kServer);
     return;

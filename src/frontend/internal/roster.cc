@@ -1,4 +1,10 @@
 // Roster management IQs (RFC 6121 §2): get, set and remove, with pushes to every resource.
+//
+// Roster versioning (RFC 6121 §2.6): the version is a digest of the roster's content, so it
+// needs no storage, is the same on whichever server owns the user, and a roster that comes back
+// to an earlier content comes back to that content's version (which the client then holds).
+// A get naming the current version is answered with an empty result; any other gets the whole
+// roster (§2.6.3 allows it in place of interim pushes).
 #include <spdlog/spdlog.h>
 
 #include "frontend/internal/c2s_session.h"
@@ -19,16 +25,32 @@ Element rosterItemElement(const RosterItem& item, bool removed) {
   if (!item.name.empty()) e.setAttr("name", item.name);
   e.setAttr("subscription", item.subscription);
   if (item.ask) e.setAttr("ask", "subscribe");
+  if (item.approved) e.setAttr("approved", "true");
   for (const auto& g : item.groups) e.addChild(Element("group")).addText(g);
   return e;
 }
 
+std::string rosterVersion(const UserState& user) {
+  uint64_t h = 1469598103934665603ULL;  // FNV-1a 64 over the items, in contact order
+  for (const auto& [contact, item] : user.roster) {
+    for (char c : rosterItemElement(item, false).toString() + "\n") {
+      h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ULL;
+    }
+  }
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
 void Core::pushRoster(UserState& user, const RosterItem& item, bool removed) {
+  const std::string ver = rosterVersion(user);
   for (auto& [res, s] : user.sessions) {
     if (!s->interested()) continue;
     Element push("iq");
     push.setAttr("type", "set").setAttr("id", x::newId()).setAttr("to", s->jid().full());
-    push.addChild(Element("query", x::kNsRoster)).addChild(rosterItemElement(item, removed));
+    push.addChild(Element("query", x::kNsRoster))
+        .setAttr("ver", ver)
+        .addChild(rosterItemElement(item, removed));
     s->send(push);
   }
 }
@@ -41,7 +63,13 @@ asio::awaitable<void> C2sSession::onRosterIq(Element iq) {
   if (type == "get") {
     interested_ = true;
     Element r = x::iqResult(iq);
+    const std::string ver = rosterVersion(*user);
+    if (query->hasAttr("ver") && query->attr("ver") == ver) {
+      send(r);  // RFC 6121 §2.6.3: the client's copy is current
+      co_return;
+    }
     Element& q = r.addChild(Element("query", x::kNsRoster));
+    q.setAttr("ver", ver);
     for (const auto& [contact, item] : user->roster) q.addChild(rosterItemElement(item, false));
     send(r);
     co_return;
