@@ -101,10 +101,9 @@ def new_user(d, prefix):
     return name, doc["password"]
 
 
-async def sign_in(d, name, password, resource=None, presence=True):
+async def sign_in(d, name, password):
     fe = d.servers("frontend")[0]["address"]
-    jid = f"{name}@{d.domain}" + (f"/{resource}" if resource else "")
-    c = await slix_connect(jid, password, fe, d.ca_file(), roster=False, presence=presence)
+    c = await slix_connect(f"{name}@{d.domain}", password, fe, d.ca_file(), roster=False)
     return Peer(c, name)
 
 
