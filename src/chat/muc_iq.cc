@@ -127,19 +127,9 @@ void MucService::onRoomIq(Room& room, const xml::Element& iq) {
   }
   if (const auto* info = iq.child("query", "http://jabber.org/protocol/disco#info");
       info && type == "get") {
-    const std::string node = info->attr("node");
-    if (node == "x-roomuser-item") {
-      // XEP-0045 §7.12: the reserved nickname, or nothing: this service reserves none.
-      xml::Element r = xmpp::iqResult(iq);
-      r.addChild(xml::Element("query", "http://jabber.org/protocol/disco#info")).setAttr("node", node);
-      send(r);
-    } else if (!node.empty()) {
-      sendError(iq, "cancel", "item-not-found", "The room has no disco node " + node + ".");
-    } else {
-      send(roomDiscoInfo(room).setAttr("id", iq.attr("id")).setAttr("to", iq.attr("from")));
-    }
-    return;
+    return onRoomDiscoInfo(room, iq, *info);
   }
+  if (const auto* q = iq.child("query", kNsRegister)) return onRegisterIq(room, iq, *q);
   if (type == "get" && iq.child("query", "http://jabber.org/protocol/disco#items")) {
     xml::Element r = xmpp::iqResult(iq);
     r.addChild(xml::Element("query", "http://jabber.org/protocol/disco#items"));
@@ -163,7 +153,7 @@ xml::Element MucService::roomDiscoInfo(const Room& room) const {
       .setAttr("name", room.rec.config.title.empty() ? room.rec.name : room.rec.config.title);
   const auto& c = room.rec.config;
   for (const char* f :
-       {kNsMuc, kNsMam, kNsSid, c.persistent ? "muc_persistent" : "muc_temporary",
+       {kNsMuc, kNsMam, kNsSid, kNsRegister, c.persistent ? "muc_persistent" : "muc_temporary",
         c.public_room ? "muc_public" : "muc_hidden", c.members_only ? "muc_membersonly" : "muc_open",
         c.moderated ? "muc_moderated" : "muc_unmoderated", "muc_nonanonymous", "muc_unsecured"}) {
     q.addChild(xml::Element("feature")).setAttr("var", f);

@@ -308,7 +308,7 @@ void MucService::changeNick(Room& room, const xml::Element& p, const std::string
     refuseNickname(room, p);
     return;
   }
-  if (room.occupants.count(new_nick)) {
+  if (room.occupants.count(new_nick) || isReservedForOther(room, new_nick, bareOf(p.attr("from")))) {
     sendError(p, "cancel", "conflict", "That nickname is in use.");
     return;
   }
@@ -404,7 +404,8 @@ void MucService::join(Room& room, const xml::Element& p, const std::string& nick
     return;
   }
   auto taken = room.occupants.find(nick);
-  if (taken != room.occupants.end() && taken->second.bare != bare) {
+  if ((taken != room.occupants.end() && taken->second.bare != bare) ||
+      isReservedForOther(room, nick, bare)) {  // XEP-0045 §7.10: registered nicknames
     sendError(p, "cancel", "conflict", "That nickname is in use.");
     return;
   }

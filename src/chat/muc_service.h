@@ -141,6 +141,14 @@ class MucService {
                              size_t max_stanzas, std::optional<int64_t> since_us);
   void evict(Room& room, int code, const std::string& why);
 
+  // muc_register.cc: registration (XEP-0045 §7.10), reserved nicknames (§7.12), room disco#info
+  void onRoomDiscoInfo(Room& room, const xml::Element& iq, const xml::Element& query);
+  void onRegisterIq(Room& room, const xml::Element& iq, const xml::Element& query);
+  // The nickname `bare` registered with the room, "" when none.
+  std::string reservedNick(const Room& room, const std::string& bare) const;
+  // Whether `nick` is registered by someone other than `bare`.
+  bool isReservedForOther(const Room& room, const std::string& nick, const std::string& bare) const;
+
   // muc_admin.cc: destroy, administrator's room commands
   void tellDestroyed(Room& room, const std::string& reason, const std::string& alternate);
   void destroyRoom(Room& room, const std::string& reason, const std::string& alternate);
@@ -203,5 +211,6 @@ inline constexpr const char* kNsMam = "urn:xmpp:mam:2";
 inline constexpr const char* kNsRsm = "http://jabber.org/protocol/rsm";
 inline constexpr const char* kNsSid = "urn:xmpp:sid:0";
 inline constexpr const char* kNsData = "jabber:x:data";
+inline constexpr const char* kNsRegister = "jabber:iq:register";
 
 }  // namespace tandem::chat

@@ -76,11 +76,13 @@ bool principalMatches(const std::vector<std::string>& entries, const std::string
 }
 
 nlohmann::json RoomConfig::toJson() const {
-  return {{"title", title},           {"description", description},
-          {"persistent", persistent}, {"public", public_room},
-          {"members_only", members_only}, {"moderated", moderated},
-          {"allow_invites", allow_invites}, {"change_subject", change_subject},
-          {"max_users", max_users}};
+  nlohmann::json j = {{"title", title},           {"description", description},
+                      {"persistent", persistent}, {"public", public_room},
+                      {"members_only", members_only}, {"moderated", moderated},
+                      {"allow_invites", allow_invites}, {"change_subject", change_subject},
+                      {"max_users", max_users}};
+  if (!reserved_nicks.empty()) j["reserved_nicks"] = reserved_nicks;
+  return j;
 }
 
 RoomConfig RoomConfig::fromJson(const nlohmann::json& j) {
@@ -95,6 +97,11 @@ RoomConfig RoomConfig::fromJson(const nlohmann::json& j) {
   c.allow_invites = j.value("allow_invites", c.allow_invites);
   c.change_subject = j.value("change_subject", c.change_subject);
   c.max_users = j.value("max_users", c.max_users);
+  if (auto it = j.find("reserved_nicks"); it != j.end() && it->is_object()) {
+    for (const auto& [jid, nick] : it->items()) {
+      if (nick.is_string()) c.reserved_nicks[jid] = nick.get<std::string>();
+    }
+  }
   return c;
 }
 

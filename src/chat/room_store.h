@@ -40,6 +40,9 @@ struct RoomConfig {
   bool allow_invites = true;    // occupants may invite (members-only: grants membership)
   bool change_subject = false;  // participants may change the subject (moderators always)
   int max_users = 0;            // 0 = the service limit
+  // Nicknames registered with the room (XEP-0045 §7.10): bare JID -> nickname. Nobody else
+  // joins under them. Kept with the configuration (no table of their own).
+  std::map<std::string, std::string> reserved_nicks;
   nlohmann::json toJson() const;
   static RoomConfig fromJson(const nlohmann::json& j);  // missing fields keep defaults
 };

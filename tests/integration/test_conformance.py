@@ -101,10 +101,9 @@ def new_user(d, prefix):
     return name, doc["password"]
 
 
-async def sign_in(d, name, password, resource=None, presence=True):
+async def sign_in(d, name, password):
     fe = d.servers("frontend")[0]["address"]
-    jid = f"{name}@{d.domain}" + (f"/{resource}" if resource else "")
-    c = await slix_connect(jid, password, fe, d.ca_file(), roster=False, presence=presence)
+    c = await slix_connect(f"{name}@{d.domain}", password, fe, d.ca_file(), roster=False)
     return Peer(c, name)
 
 
@@ -462,21 +461,37 @@ def test_issue23_unsupported_room_options_are_refused_not_ignored(conf):
 
 # ---- 10: registration and the reserved nickname --------------------------------------------------
 
-def test_issue23_reserved_nickname_node_and_registration(conf):
-    """XEP-0045 §7.12: disco#info on node x-roomuser-item answers with the reserved nickname or
-    nothing (no reservation here: an empty query naming the node), never the room's own
-    disco#info; §7.10: a room without registration answers service-unavailable."""
-    async def scenario(alice, bob):
+def test_issue23_registration_reserves_a_nickname_named_on_the_x_roomuser_item_node(conf):
+    """XEP-0045 §7.10: a user registers with a room (form muc#register_roomnick), becomes a member
+    and reserves the nickname, which nobody else may join under or register; §7.12: the
+    x-roomuser-item node answers with the reserved nickname, or an empty query before, never
+    the room's own disco#info."""
+    async def scenario(alice, bob, carol):
         room = f"reserve{next(_serial)}"
+        jid = f"{room}@{SERVICE}"
         await create_room(alice, room)
-        r = await bob.iq(f"{room}@{SERVICE}", "get",
-                         f"<query xmlns='{NS_INFO}' node='x-roomuser-item'/>")
+        node = f"<query xmlns='{NS_INFO}' node='x-roomuser-item'/>"
+        r = await bob.iq(jid, "get", node)
         q = r.find(f"{{{NS_INFO}}}query")
-        assert q is not None and q.get("node") == "x-roomuser-item", ET.tostring(r)
-        assert list(q) == [], ET.tostring(r)
-        await bob.iq(f"{room}@{SERVICE}", "get", "<query xmlns='jabber:iq:register'/>",
-                     expect_error="service-unavailable")
-    play(conf, scenario, "rna", "rnb")
+        assert q is not None and q.get("node") == "x-roomuser-item" and list(q) == [], ET.tostring(r)
+        r = await bob.iq(jid, "get", "<query xmlns='jabber:iq:register'/>")
+        assert "muc#register_roomnick" in {f.get("var") for f in r.iter(f"{{{NS_DATA}}}field")}
+        form = ("<query xmlns='jabber:iq:register'><x xmlns='jabber:x:data' type='submit'>"
+                "<field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#register</value></field>"
+                "<field var='muc#register_roomnick'><value>{}</value></field></x></query>")
+        await bob.iq(jid, "set", form.format("bobby"))
+        r = await bob.iq(jid, "get", "<query xmlns='jabber:iq:register'/>")
+        assert r.find("{jabber:iq:register}query/{jabber:iq:register}registered") is not None
+        assert r.findtext("{jabber:iq:register}query/{jabber:iq:register}username") == "bobby"
+        r = await bob.iq(jid, "get", node)
+        ident = r.find(f"{{{NS_INFO}}}query/{{{NS_INFO}}}identity")
+        assert ident is not None and ident.get("name") == "bobby", ET.tostring(r)
+        r = await alice.iq(jid, "get", f"<query xmlns='{NS_ADMIN}'><item affiliation='member'/></query>")
+        assert [i.get("jid") for i in r.iter(f"{{{NS_ADMIN}}}item")] == [bob.bare], ET.tostring(r)
+        await carol.join(room, "bobby", expect_error="conflict")
+        await carol.iq(jid, "set", form.format("bobby"), expect_error="conflict")
+        await bob.join(room, "bobby")
+    play(conf, scenario, "rna", "rnb", "rnc")
 
 
 # ---- requirements that already held, shown here for docs/compliance.md ---------------------------
