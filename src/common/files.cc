@@ -63,6 +63,15 @@ Status writeFileAtomic(const std::string& path, const std::string& contents, int
     ::unlink(tmp.c_str());
     return unavailable("cannot rename into `" + path + "`: " + std::strerror(err));
   }
+  // The rename is durable only once the directory is: without this a crash may bring back the
+  // old file (or none), losing a write the caller already acted on (a witness's vote).
+  const std::string dir = p.has_parent_path() ? p.parent_path().string() : ".";
+  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) return unavailable("cannot open directory `" + dir + "` to flush it: " + std::strerror(errno));
+  int rc = ::fsync(dfd);
+  int err = errno;
+  ::close(dfd);
+  if (rc != 0) return unavailable("cannot flush directory `" + dir + "` to disk: " + std::strerror(err));
   return Status::ok();
 }
 

@@ -96,6 +96,7 @@ int mirrorState(Context& ctx, const Target& t) {
     std::cout << table.render();
     for (const auto& m : *members) {
       if (!m.reachable) std::cerr << "note: " << m.error << "\n";
+      if (!m.divergence.empty()) std::cerr << "note: store `" << m.store << "` " << m.divergence << "\n";
       if (m.reachable && m.role == "Principal" && m.status == "SUSPENDED") {
         std::cerr << "note: store `" << m.store << "` serves exposed: its witness granted it to "
                   << "commit without mirror `" << m.partner << "`, which will not be failed over "

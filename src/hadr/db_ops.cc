@@ -3,6 +3,9 @@
 // Fence first (STYLE.md §8): the old principal is stopped before the mirror is promoted, so there
 // is never a second writable principal; a principal that does not answer cannot acknowledge
 // commits anyway (synchronous replication is the fence) and its agent refuses connections.
+// The promotion is recorded at the pair's witness as a vote (the mirror's agent does it in
+// /promote, `--force` included), so the old principal, back where only the witness sees it, is
+// refused exposure; the promote step's outcome says whether the witness recorded it.
 #include "hadr/db_ops.h"
 
 #include "hadr/internal/chat_common.h"
@@ -19,6 +22,7 @@ nlohmann::json toJson(const MemberState& m) {
                       {"lag_bytes", m.lag_bytes}, {"lag_s", m.lag_seconds},
                       {"partner", m.partner}};
   if (!m.error.empty()) j["error"] = m.error;
+  if (!m.divergence.empty()) j["divergence"] = m.divergence;
   return j;
 }
 
@@ -49,6 +53,7 @@ MemberState memberState(const Env& env, const std::string& name) {
   m.lag_bytes = st->lag_bytes;
   m.lag_seconds = st->lag_seconds;
   m.partner = st->partner;
+  m.divergence = st->divergence;
   return m;
 }
 }  // namespace

@@ -22,6 +22,7 @@ struct MemberState {
   long lag_bytes = 0;
   double lag_seconds = 0;
   std::string partner;
+  std::string divergence;  // what its last rejoin discarded (one sentence; "" = nothing)
   std::string error;   // why it is unreachable
 };
 nlohmann::json toJson(const MemberState& m);

@@ -59,7 +59,7 @@ void routeAll(rpc::AdminServer& s, Agent& a) {
     if (it == req.params.end()) return Response::error(invalidArgument("give ?store=<name>"));
     return answer(a.witnessStatus(it->second));
   });
-  for (const char* what : {"exposed", "vote"}) {
+  for (const char* what : {"exposed", "vote", "promoted"}) {
     s.route("POST", std::string("/witness/") + what, [&a, what](const Request& req) {
       auto j = req.json();
       if (!j) return Response::error(j.error());

@@ -36,6 +36,9 @@ AgentStatus agentStatusFromJson(const nlohmann::json& j) {
   s.witness = get<std::string>(j, "witness", "");
   s.witness_sees_principal = get<bool>(j, "witness_sees_principal", false);
   s.synchronous = get<bool>(j, "synchronous", false);
+  if (j.contains("divergence") && j["divergence"].is_object()) {
+    s.divergence = get<std::string>(j["divergence"], "summary", "");
+  }
   s.raw = j;
   return s;
 }

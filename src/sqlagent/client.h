@@ -9,7 +9,8 @@
 //                                tandem_store_replication_lag_bytes, …_lag_seconds,
 //                                tandem_store_connections, tandem_store_synchronized,
 //                                tandem_store_exposed (principal commits without its mirror)
-//   POST /promote                mirror or restoring store → writable principal (idempotent)
+//   POST /promote                mirror or restoring store → writable principal (idempotent);
+//                                recorded at the pair's witness first (the outcome says if not)
 //   POST /fence                  stop PostgreSQL and stay Fenced (no client can connect)
 //   POST /rejoin {"principal"}   become the mirror of that store (CHECKPOINT there, pg_rewind,
 //                                else fresh pg_basebackup; then stream)
@@ -24,8 +25,10 @@
 //                                and its records: "exposed", "exposed_since", "voted_for"
 //   POST /witness/exposed {"store", "partner", "exposed": bool}  a principal asks to commit
 //                                without its mirror (or clears that) → {"granted", "reason"}
-//   POST /witness/vote {"store", "candidate", "lost_for_s"}  a mirror asks to be promoted
-//                                → {"granted", "reason"} (witness.h has the rules)
+//   POST /witness/vote {"store", "candidate"}  a mirror asks to be promoted (the window is
+//                                the witness's own) → {"granted", "reason"} (witness.h: rules)
+//   POST /witness/promoted {"store", "candidate"}  an operator promoted `candidate` over `store`
+//                                (sent by /promote): recorded as a vote, always granted
 //   GET  /log-shipping/status    LogShippingStatus below
 //   POST /log-shipping/copy-now  copy every log backup on the share not yet copied
 //   POST /log-shipping/apply-all apply every copied log and wait until replayed
@@ -34,8 +37,10 @@
 //                                latest full backup on the share and restore from then on
 //   POST /recover                restoring store → writable (after apply-all)
 //   POST /backup/full {"stanza"?}  pgBackRest full backup of this store to the share
-//   POST /restore {"overwrite": true, "from_stanza": "..."}  stop, wipe, restore from the share,
-//                                start writable
+//   POST /restore {"overwrite": true, "from_stanza": "..."}  restore from the share into a side
+//                                directory, verify, swap it in, recover, start writable (the
+//                                previous cluster is put back if recovery does not finish)
+//   /status "divergence"         what the last rejoin discarded beyond the fork (or null)
 // Every action answers {"ok": true, "outcome": "<one sentence in the past tense>", …}; errors
 // are the rpc error document (FailedPrecondition when the store's role does not allow the
 // action, Unavailable when PostgreSQL or a partner cannot be reached). Actions are idempotent.
@@ -78,6 +83,9 @@ struct AgentStatus {
   std::string witness;       // "" when none
   bool witness_sees_principal = false;
   bool synchronous = false;  // a principal: synchronous_standby_names names the mirror
+  // What the last rejoin discarded beyond the fork with the new principal (one sentence; "" =
+  // nothing recorded). The document's "divergence" object has LSNs and the transaction count.
+  std::string divergence;
   nlohmann::json raw;        // the whole document (fields may be added)
 };
 

@@ -14,127 +14,13 @@ import time
 import psycopg2
 import pytest
 
-from stores_lib import StoreDeployment, addr, wait_until
+from stores_lib import (TIMEOUT_ENV, StoreDeployment, addr, connect,  # noqa: F401 (stores: fixture)
+                        kill_principal_and_check_no_acknowledged_commit_lost, mirrored, role, run,
+                        start_writer_on_synchronized_pair, stores, wait_until)
 
 pytestmark = pytest.mark.skipif(
     not __import__("os").path.exists("/usr/lib/postgresql/15/bin/pg_ctl"),
     reason="PostgreSQL 15 is not installed")
-
-TIMEOUT_ENV = {"TANDEM_PARTNER_TIMEOUT_S": "3"}
-
-
-def mirrored(x: int) -> list[dict]:
-    return [
-        {"name": "sql1", "site": "Site1", "address": addr(x, 10), "mirror": "sql1m", "witness": "w1"},
-        {"name": "sql1m", "site": "Site1", "address": addr(x, 11)},
-        {"name": "w1", "site": "Site1", "address": addr(x, 12), "witness_only": True},
-    ]
-
-
-@pytest.fixture
-def stores(request):
-    made: list[StoreDeployment] = []
-    failed_before = request.session.testsfailed
-
-    def make(topology: list[dict], env=None) -> StoreDeployment:
-        d = StoreDeployment(request.node.name[:40], topology, env)
-        made.append(d)
-        d.start_all()
-        return d
-
-    yield make
-    for d in made:
-        if request.session.testsfailed > failed_before:  # the call phase failed: show the logs
-            for n in d.stores:
-                print(d.log_tail(n))
-        d.close()
-
-
-def connect(d: StoreDeployment, *names: str, rw: bool = True):
-    c = psycopg2.connect(d.dsn(*names, rw=rw))
-    c.autocommit = True
-    return c
-
-
-def run(d: StoreDeployment, names, *statements: str, rw: bool = True):
-    """Runs each statement in its own autocommit transaction; returns the last one's rows.
-
-    (psycopg2's `with connection` opens a transaction even in autocommit mode, so tests do not
-    use it: a commit must be acknowledged exactly where the test says.)"""
-    c = connect(d, *([names] if isinstance(names, str) else names), rw=rw)
-    try:
-        rows = None
-        with c.cursor() as cur:
-            for st in statements:
-                cur.execute(st)
-                rows = cur.fetchall() if cur.description else None
-        return rows
-    finally:
-        c.close()
-
-
-def role(d: StoreDeployment, name: str) -> str:
-    return d.status(name)["role"]
-
-
-class Writer(threading.Thread):
-    """Commits one row per transaction through the multi-host DSN; records every acknowledged id
-    and when it was acknowledged; reconnects after any error."""
-
-    def __init__(self, d: StoreDeployment, *names: str):
-        super().__init__(daemon=True)
-        self.d, self.names = d, names
-        self.acked: list[tuple[int, float]] = []
-        self.stop = threading.Event()
-        self.next_id = 0
-
-    def run(self):
-        conn = None
-        while not self.stop.is_set():
-            try:
-                if conn is None:
-                    conn = connect(self.d, *self.names)
-                i = self.next_id
-                self.next_id += 1
-                with conn.cursor() as cur:
-                    cur.execute("INSERT INTO acked(id) VALUES (%s)", (i,))
-                self.acked.append((i, time.monotonic()))
-            except psycopg2.Error:
-                try:
-                    if conn is not None:
-                        conn.close()
-                except psycopg2.Error:
-                    pass
-                conn = None
-                time.sleep(0.05)
-
-
-def start_writer_on_synchronized_pair(d: StoreDeployment, min_acked: int) -> Writer:
-    """Waits for sql1 SYNCHRONIZED, creates the table `acked` and starts a Writer on the pair;
-    returns once it has more than `min_acked` acknowledged commits."""
-    wait_until(lambda: d.status("sql1")["mirror_status"] == "SYNCHRONIZED", 120, "SYNCHRONIZED")
-    run(d, ["sql1", "sql1m"], "CREATE TABLE acked(id bigint PRIMARY KEY)")
-    w = Writer(d, "sql1", "sql1m")
-    w.start()
-    wait_until(lambda: len(w.acked) > min_acked, 30, "writer running")
-    return w
-
-
-def kill_principal_and_check_no_acknowledged_commit_lost(d: StoreDeployment, w: Writer) -> float:
-    """kill -9 of sql1 (agent and PostgreSQL) under the writer's load: sql1m takes over and
-    acknowledges commits again, and holds every commit acknowledged before. Stops the writer;
-    returns the time of the kill (commits in flight at the kill count as before it)."""
-    d.kill9("sql1")
-    killed_at = time.monotonic()
-    wait_until(lambda: role(d, "sql1m") == "Principal", 30, "automatic failover to sql1m")
-    wait_until(lambda: any(t > killed_at for _, t in w.acked), 30, "commits acknowledged again")
-    w.stop.set()
-    w.join(10)
-    present = {r[0] for r in run(d, "sql1m", "SELECT id FROM acked")}
-    missing = [i for i, _ in w.acked if i not in present]
-    assert not missing, f"{len(missing)} acknowledged commits lost: {missing[:10]}"
-    return killed_at
-
 
 def test_mirrored_store_becomes_synchronized(stores):
     d = stores(mirrored(3), TIMEOUT_ENV)

@@ -31,7 +31,8 @@ nlohmann::json Persisted::toJson() const {
           {"synchronous", synchronous}, {"exposed", exposed},
           {"mirror_removed", mirror_removed},
           {"timeline", timeline}, {"ls_from", ls_from},
-          {"ls_removed", ls_removed}, {"self_fenced", self_fenced}};
+          {"ls_removed", ls_removed}, {"self_fenced", self_fenced},
+          {"divergence", divergence}};
 }
 
 Persisted Persisted::fromJson(const nlohmann::json& j) {
@@ -47,6 +48,7 @@ Persisted Persisted::fromJson(const nlohmann::json& j) {
   p.ls_from = j.value("ls_from", "");
   p.ls_removed = j.value("ls_removed", false);
   p.self_fenced = j.value("self_fenced", false);
+  if (j.contains("divergence")) p.divergence = j["divergence"];
   return p;
 }
 
@@ -72,7 +74,11 @@ std::string isoUtc(std::chrono::system_clock::time_point t) {
 
 Agent::Agent(AgentOptions o, topology::Topology topo, const topology::Store& self,
              std::string token)
-    : o_(std::move(o)), topo_(std::move(topo)), self_(self), token_(std::move(token)) {
+    : o_(std::move(o)),
+      topo_(std::move(topo)),
+      self_(self),
+      token_(std::move(token)),
+      witness_(o_.partner_timeout - std::chrono::seconds(1)) {
   bool archive = logShippingPrimaryOf(self_.name) != nullptr ||
                  backupSourceOf(self_.name) != nullptr ||
                  (topo_.principalOf(self_.name) &&
@@ -137,7 +143,13 @@ Persisted Agent::persisted() const {
   return state_;
 }
 
-Status Agent::persist(const Persisted& p) {
+Status Agent::persist(const Persisted& given) {
+  Persisted p = given;
+  if (fence_pending_ && (p.role == kPrincipal || p.role == kStandalone)) {
+    // The monitor fenced this store while an operation ran: it stays Fenced (rules 3-4 decide).
+    p.role = kFenced;
+    p.self_fenced = true;
+  }
   {
     std::lock_guard lock(mu_);
     state_ = p;
@@ -210,12 +222,19 @@ Status Agent::bootstrap(const std::atomic<bool>& stop) {
     spdlog::info("store `{}`: resuming in role {} (agent.json)", self_.name, p.role);
   }
   TANDEM_RETURN_IF_ERROR(persist(p));
+  if (p.role != kWitness && guard_fd_ < 0) TANDEM_RETURN_IF_ERROR(startPostgresGuard());
   if (p.role == kWitness) {
     loadWitnessRecords();
     bootstrapped_ = true;
     return Status::ok();
   }
   pg_->chownToPostgres(storeDir());
+  if (fs::exists(pg_->pgdata() + ".old")) {
+    // A restore swapped its copy in but did not finish (restore.cc): the copy was never
+    // verified by recovery, so the cluster it replaced comes back.
+    spdlog::warn("store `{}`: a restore did not finish; putting the previous cluster back", self_.name);
+    TANDEM_RETURN_IF_ERROR(pg_->restorePrevious());
+  }
   if (!archiveStanza().empty() || backupSourceOf(self_.name)) {
     const topology::Store* src = logShippingPrimaryOf(self_.name);
     if (!src) src = backupSourceOf(self_.name);
@@ -258,17 +277,15 @@ Status Agent::startAsPrincipal() {
       }
     }
   }
-  if (p.exposed && !p.synchronous) {
-    // It served exposed before this restart: commits wait for the mirror until the witness
-    // grants exposure again (monitor rule 7), so a restarted isolated principal acknowledges
-    // nothing.
-    p.synchronous = true;
-    TANDEM_RETURN_IF_ERROR(persist(p));
-  }
   bool fresh = !pg_->hasData();
-  if (fresh) TANDEM_RETURN_IF_ERROR(pg_->initdb());
-  TANDEM_RETURN_IF_ERROR(pg_->writeConfig(roleConfig(p)));
-  TANDEM_RETURN_IF_ERROR(pg_->start());
+  if (fresh) {
+    // A new cluster has nothing to protect, and its mirror needs it writable to copy it.
+    TANDEM_RETURN_IF_ERROR(pg_->initdb());
+    TANDEM_RETURN_IF_ERROR(pg_->writeConfig(roleConfig(p)));
+    TANDEM_RETURN_IF_ERROR(pg_->start());
+  } else {
+    TANDEM_RETURN_IF_ERROR(startPrincipalGuarded(p));
+  }
   if (fresh) {
     TANDEM_RETURN_IF_ERROR(pg_->ensureTandemRole());
     if (self_.log_shipping) TANDEM_RETURN_IF_ERROR(setUpArchiving(self_.name, true));
@@ -277,7 +294,39 @@ Status Agent::startAsPrincipal() {
   return Status::ok();
 }
 
-Status Agent::startAsMirror(const std::string& principal, const std::atomic<bool>* stop) {
+Status Agent::startPrincipalGuarded(Persisted p) {
+  // Whatever agent.json says (alone after a failover, exposed, during a mirror install), a
+  // principal that starts may be the stale side of a partition: a mirror may have been promoted
+  // over it meanwhile. Its commits wait for the partner until one of the two confirms it: the
+  // partner by streaming from it (it is our standby, so we are its principal), or the witness
+  // by granting exposure (rule 7; it refuses when it voted for the partner or cannot tell).
+  if (p.role == kPrincipal && !p.partner.empty() && !p.mirror_removed && !p.synchronous) {
+    p.synchronous = true;
+    spdlog::warn("store `{}`: starting with commits waiting for `{}` until it streams from this "
+                 "store or witness `{}` grants exposure",
+                 self_.name, p.partner, witnessName());
+  }
+  if (fence_pending_) {
+    return failedPrecondition("store `" + self_.name + "` was fenced by its monitor (lost mirror and "
+                              "witness); it serves again when they are back");
+  }
+  TANDEM_RETURN_IF_ERROR(persist(p));
+  TANDEM_RETURN_IF_ERROR(pg_->writeConfig(roleConfig(p)));
+  return pg_->start();
+}
+
+Persisted Agent::recordDivergence(Persisted p, const std::string& principal) {
+  Divergence d = pg_->measureDivergence(addressOf(principal), principal, p.timeline,
+                                        storeDir() + "/diverged");
+  if (d.fork_lsn.empty() && d.note == "no rewind required") return p;
+  spdlog::warn("store `{}`: {}", self_.name, d.summary());
+  p.divergence = d.toJson();
+  if (Status st = persist(p); !st.isOk()) noteError(st.message());
+  return p;
+}
+
+Status Agent::startAsMirror(const std::string& principal, const std::atomic<bool>* stop,
+                            int max_wait_s) {
   Persisted p = persisted();
   const std::string addr = addressOf(principal);
   if (addr.empty()) return notFound("store `" + principal + "` is not in the topology");
@@ -287,6 +336,10 @@ Status Agent::startAsMirror(const std::string& principal, const std::atomic<bool
       auto c = pg_->connectTo(addr);
       if (c) break;
       if (stop && *stop) return unavailable("stopped while waiting for principal `" + principal + "`");
+      if (!stop && i >= max_wait_s) {
+        return unavailable("principal `" + principal + "` does not answer (" + c.error().message() +
+                           "); the monitor tries again every round");
+      }
       if (i % 30 == 0) {
         spdlog::info("store `{}`: waiting for principal `{}` ({})", self_.name, principal,
                      c.error().message());
@@ -357,6 +410,8 @@ Status Agent::rejoinLocked(const std::string& principal) {
   }
   TANDEM_RETURN_IF_ERROR(pg_->stop());
   Persisted p = persisted();
+  // Never discard silently: what we hold beyond the fork is measured, kept and reported.
+  if (pg_->hasData()) p = recordDivergence(p, principal);
   p.role = kMirror;
   p.principal = principal;
   p.partner = principal;
@@ -381,9 +436,23 @@ Status Agent::rejoinLocked(const std::string& principal) {
 
 Result<nlohmann::json> Agent::promote() {
   std::lock_guard op(op_mu_);
+  // An operator's promotion (`db failover`, `--force` included) is recorded at the witness
+  // first, as a vote: the old principal, if it comes back where only the witness sees it, must
+  // not be granted exposure (docs/stores.md). A witness that does not answer does not stop the
+  // operator; the outcome says it.
+  std::string note;
+  const Persisted p = persisted();
+  const std::string old = p.role == kMirror ? p.principal : p.partner;
+  if (!witnessName().empty() && !old.empty() && p.role != kPrincipal && p.role != kStandalone) {
+    auto r = askWitness("/witness/promoted", {{"store", old}, {"candidate", self_.name}});
+    note = r ? "; witness `" + witnessName() + "` recorded it"
+             : "; witness `" + witnessName() + "` did not record it (" + r.error().message() +
+                   "): until it does, it may grant `" + old + "` exposure where it cannot see `" +
+                   self_.name + "`";
+  }
   std::string outcome;
   SQLAGENT_TRY(promoteLocked(&outcome));
-  return nlohmann::json{{"ok", true}, {"outcome", outcome}};
+  return nlohmann::json{{"ok", true}, {"outcome", outcome + note}};
 }
 
 Result<nlohmann::json> Agent::fence() {
@@ -421,6 +490,8 @@ Result<nlohmann::json> Agent::becomeMirror(const std::string& principal) {
                                    "; fail it over or stop it before making it a mirror"));
   }
   SQLAGENT_TRY(pg_->stop());
+  const bool was_principal = p.role == kFenced || (p.role == kStopped && (p.role_before_stop == kPrincipal || p.role_before_stop == kStandalone));
+  if (pg_->hasData() && was_principal) p = recordDivergence(p, principal);
   SQLAGENT_TRY(pg_->wipe());
   p.role = kMirror;
   p.principal = principal;
@@ -500,6 +571,7 @@ Result<nlohmann::json> Agent::stopStore() {
 
 Result<nlohmann::json> Agent::startStore() {
   std::lock_guard op(op_mu_);
+  fence_pending_ = false;  // the operation it fenced during has ended (we hold op_mu_)
   Persisted p = persisted();
   if (!pg_->hasData()) return fail(failedPrecondition("store `" + self_.name + "` has no database yet; install it as a mirror or restore it first"));
   if (p.role == kStopped && !p.role_before_stop.empty()) {
@@ -507,11 +579,19 @@ Result<nlohmann::json> Agent::startStore() {
     p.role_before_stop.clear();
   } else if (p.role == kFenced) {
     p.role = p.partner.empty() ? kStandalone : kPrincipal;
+    p.self_fenced = false;
   }
-  SQLAGENT_TRY(persist(p));
-  SQLAGENT_TRY(pg_->writeConfig(roleConfig(p)));
-  SQLAGENT_TRY(pg_->start());
-  return nlohmann::json{{"ok", true}, {"outcome", "started store `" + self_.name + "` as " + p.role}};
+  if (p.role == kPrincipal || p.role == kStandalone) {
+    SQLAGENT_TRY(startPrincipalGuarded(p));
+    p = persisted();
+  } else {
+    SQLAGENT_TRY(persist(p));
+    SQLAGENT_TRY(pg_->writeConfig(roleConfig(p)));
+    SQLAGENT_TRY(pg_->start());
+  }
+  const bool waits = p.role == kPrincipal && p.synchronous && !p.mirror_removed;
+  return nlohmann::json{{"ok", true}, {"outcome", "started store `" + self_.name + "` as " + p.role +
+                                                      (waits ? " (commits wait for `" + p.partner + "` until it streams from it or the witness grants exposure)" : "")}};
 }
 
 }  // namespace tandem::sqlagent

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <future>
 #include <map>
 #include <memory>
 #include <vector>
@@ -66,6 +67,8 @@ struct Persisted {
   std::string ls_from;           // backup store: the primary store it restores from
   bool ls_removed = false;       // /log-shipping/remove: copy and restore jobs off
   bool self_fenced = false;      // Fenced by the monitor (rule 2), not by an operator: may unfence
+  // The last divergence found before a rejoin discarded WAL (Divergence::toJson; null = none).
+  nlohmann::json divergence;
   nlohmann::json toJson() const;
   static Persisted fromJson(const nlohmann::json& j);
 };
@@ -158,7 +161,17 @@ class Agent {
   std::string witnessName() const;
 
   Status startAsPrincipal();
-  Status startAsMirror(const std::string& principal, const std::atomic<bool>* stop);
+  // Starts a principal's PostgreSQL on existing data, commits waiting for its partner whatever
+  // agent.json said (docs/stores.md "Starting a principal"): nothing is acknowledged until the
+  // partner streams from it or the witness grants exposure. Standalone: starts as it is.
+  Status startPrincipalGuarded(Persisted p);
+  // Measures and records (agent.json, log, /status) what this stopped cluster holds beyond its
+  // fork from `principal`, before a rejoin or a wipe discards it; returns p with it.
+  Persisted recordDivergence(Persisted p, const std::string& principal);
+  // Waits for the principal (until `stop`, or max_wait_s when stop is null), base-backups it
+  // when we have no standby data, and starts streaming.
+  Status startAsMirror(const std::string& principal, const std::atomic<bool>* stop,
+                       int max_wait_s = 120);
   Status rejoinLocked(const std::string& principal);
   Status promoteLocked(std::string* outcome);
   Status fenceLocked(const std::string& why, bool by_monitor);
@@ -184,6 +197,16 @@ class Agent {
                                          const std::vector<std::optional<std::string>>& params = {});
   void observeWitness(Observed& o, const Persisted& p);
   void decide(const Observed& o, const Persisted& p);
+  // Rule 2's condition: a principal with a witness has lost its mirror and the witness for the
+  // partner timeout.
+  bool hasLostQuorum(const Observed& o, const Persisted& p) const;
+  // Rule 2 while an operation holds op_mu_ (a mirror install can take minutes): stops
+  // PostgreSQL at once and marks the fence pending, so that whatever the operation persists or
+  // starts afterwards stays Fenced (persist, startPrincipalGuarded). decide() hands over to the
+  // usual rules once the operation has ended.
+  void fenceDuringOperation(const Observed& o, const Persisted& p);
+  // Spawns the PostgreSQL guard (guard.cc): stops a principal's PostgreSQL when this agent ends.
+  Status startPostgresGuard();
   void witnessRound();
   void loadWitnessRecords();
   Status persistWitnessLocked();  // Requires: mu_ held
@@ -214,11 +237,14 @@ class Agent {
   std::atomic<bool> bootstrapped_{false};
 
   std::mutex op_mu_;  // serialises operations and monitor decisions
+  std::atomic<bool> fence_pending_{false};  // fenceDuringOperation() stopped PostgreSQL
+  int guard_fd_ = -1;  // write end of the guard's pipe (bootstrap thread; never closed)
   mutable std::mutex mu_;
   Persisted state_;   // GUARDED_BY(mu_)
   Observed seen_;     // GUARDED_BY(mu_)
   std::string last_error_;  // GUARDED_BY(mu_): last failed bootstrap/monitor action
   WitnessBook witness_;  // GUARDED_BY(mu_): witness agents only
+  std::map<std::string, std::future<void>> witness_polls_;  // monitor thread only (witnessRound)
   std::mutex copy_mu_;  // one copy round at a time
 };
 

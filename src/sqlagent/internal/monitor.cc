@@ -192,8 +192,36 @@ void Agent::monitorOnce() {
                     {{"store", self_.name}},
                     "Principal commits without its mirror (witness-granted exposure, SUSPENDED)");
   std::unique_lock op(op_mu_, std::try_to_lock);
-  if (!op.owns_lock()) return;  // an operation is running; decide next round
+  if (!op.owns_lock()) {  // an operation is running: only fencing cannot wait for it
+    fenceDuringOperation(o, persisted());
+    return;
+  }
   decide(o, persisted());
+}
+
+bool Agent::hasLostQuorum(const Observed& o, const Persisted& p) const {
+  const auto now = Clock::now();
+  return p.role == kPrincipal && !witnessName().empty() && o.pg_up &&
+         now - o.partner_last_contact >= o_.partner_timeout &&
+         now - o.witness_last_contact >= o_.partner_timeout;
+}
+
+void Agent::fenceDuringOperation(const Observed& o, const Persisted& p) {
+  if (fence_pending_ || !hasLostQuorum(o, p)) return;
+  fence_pending_ = true;
+  const std::string why = "lost mirror `" + p.partner + "` and witness `" + witnessName() +
+                          "` for " + std::to_string(static_cast<int>(seconds(Clock::now() - o.partner_last_contact))) +
+                          " s during an operation";
+  // Immediate: a fast stop waits for a checkpoint while clients may still commit.
+  Status st = pg_->stop(/*immediate=*/true);
+  Persisted q = persisted();
+  if (Status ps = persist(q); st.isOk()) st = ps;  // persist() turns the role into Fenced
+  if (!st.isOk()) {
+    spdlog::error("store `{}`: fence: {}", self_.name, st.message());
+    noteError("fence: " + st.message());
+    return;
+  }
+  spdlog::warn("store `{}`: fenced ({})", self_.name, why);
 }
 
 Result<bool> Agent::askWitness(const std::string& path, const nlohmann::json& body) {
@@ -267,6 +295,10 @@ void Agent::decide(const Observed& o, const Persisted& p) {
       last_error_ = std::string(what) + ": " + st.message();
     }
   };
+  if (fence_pending_) {  // fenced during an operation that has ended: rules 3-4 take over
+    fence_pending_ = false;
+    if (p.role == kFenced && pg_->isRunning()) report(pg_->stop(true), "fence");
+  }
   if (p.role == kPrincipal || p.role == kStandalone) {
     // Rule 3: a partner writable on a newer timeline means we are the stale one.
     if (o.partner_reachable && o.partner_writable && o.partner_timeline > o.timeline && o.timeline > 0) {
@@ -276,7 +308,7 @@ void Agent::decide(const Observed& o, const Persisted& p) {
       return;
     }
     if (!o.pg_up && !pg_->isRunning()) {  // Rule 6
-      if (!(o.partner_reachable && o.partner_writable)) report(pg_->start(), "restart PostgreSQL");
+      if (!(o.partner_reachable && o.partner_writable)) report(startPrincipalGuarded(p), "restart PostgreSQL");
       return;
     }
     // Rule 5. A walsender in state `streaming` has caught up once; a small lag left under load
@@ -296,8 +328,7 @@ void Agent::decide(const Observed& o, const Persisted& p) {
       report(persist(q), "persist");
     }
     // Rule 2.
-    if (p.role == kPrincipal && has_witness && o.pg_up &&
-        partner_lost_for >= o_.partner_timeout && now - o.witness_last_contact >= o_.partner_timeout) {
+    if (hasLostQuorum(o, p)) {
       report(fenceLocked("lost mirror `" + p.partner + "` and witness `" + witnessName() + "` for " +
                          std::to_string(static_cast<int>(seconds(partner_lost_for))) + " s",
                          true),
@@ -306,6 +337,10 @@ void Agent::decide(const Observed& o, const Persisted& p) {
     return;
   }
   if (p.role == kMirror) {
+    if (!pg_->hasData()) {  // a mirror install that did not finish (wiped, no copy yet)
+      report(startAsMirror(p.principal, nullptr, /*max_wait_s=*/0), "copy the principal");
+      return;
+    }
     if (!o.pg_up && !pg_->isRunning()) {
       report(pg_->start(), "restart PostgreSQL");
       return;
@@ -324,9 +359,7 @@ void Agent::decide(const Observed& o, const Persisted& p) {
     if (!o.witness_reachable || now - o.witness_last_contact > std::chrono::seconds(3)) return;
     // The witness decides: it refuses when it still sees the principal, or when the principal
     // served exposed (this mirror may lack commits), and records its vote.
-    auto vote = askWitness("/witness/vote",
-                           {{"store", p.principal}, {"candidate", self_.name},
-                            {"lost_for_s", std::chrono::duration<double>(o_.partner_timeout).count() - 1.0}});
+    auto vote = askWitness("/witness/vote", {{"store", p.principal}, {"candidate", self_.name}});
     if (!vote || !*vote) return;
     spdlog::warn("store `{}`: mirror and witness `{}` lost principal `{}` for {:.1f} s; promoting",
                  self_.name, witnessName(), p.principal, seconds(partner_lost_for));
@@ -335,15 +368,16 @@ void Agent::decide(const Observed& o, const Persisted& p) {
     return;
   }
   if (p.role == kFenced) {
-    if (o.partner_reachable && o.partner_writable) {  // Rule 3
+    // A writable partner on an older timeline is the stale side (a restarted old principal,
+    // waiting to be confirmed): never rewind our newer history onto it.
+    const bool partner_newer = o.partner_timeline > p.timeline || p.timeline == 0;
+    if (o.partner_reachable && o.partner_writable && partner_newer) {  // Rule 3
       report(rejoinLocked(p.partner), "automatic rejoin");
-    } else if (p.self_fenced && o.partner_reachable && !o.partner_writable &&
+    } else if (p.self_fenced && o.partner_reachable && (!o.partner_writable || !partner_newer) &&
                (!has_witness || o.witness_reachable)) {
-      Persisted q = p;  // Rule 4
+      Persisted q = p;  // Rule 4: guarded, so nothing is acknowledged until confirmed
       q.role = kPrincipal;
-      report(persist(q), "persist");
-      report(pg_->writeConfig(roleConfig(q)), "configure");
-      report(pg_->start(), "unfence");
+      report(startPrincipalGuarded(q), "unfence");
       spdlog::warn("store `{}`: mirror `{}` and witness are back; serving again as principal", self_.name, p.partner);
     }
     return;

@@ -61,7 +61,7 @@ void PgCluster::chownToPostgres(const std::string& path) const {
   }
 }
 
-Result<std::string> PgCluster::runAsPostgres(const std::string& what,
+Result<RunResult> PgCluster::runAsPostgres(const std::string& what,
                                              std::vector<std::string> argv,
                                              std::chrono::seconds timeout) const {
   RunOptions ro;
@@ -69,9 +69,7 @@ Result<std::string> PgCluster::runAsPostgres(const std::string& what,
   ro.timeout = timeout;
   ro.cwd = store_dir_;
   ro.env["PGPASSWORD"] = password_;
-  auto r = runChecked("store `" + name_ + "`: " + what, argv, ro);
-  if (!r) return fail(r.error());
-  return r->out;
+  return runChecked("store `" + name_ + "`: " + what, argv, ro);
 }
 
 std::string PgCluster::conninfoFor(const std::string& address, bool replication) const {
@@ -204,11 +202,56 @@ Status PgCluster::promote() {
   return r ? Status::ok() : r.error();
 }
 
+Status PgCluster::verifyDataDir(const std::string& dir) const {
+  if (!fs::exists(dir + "/PG_VERSION") || !fs::exists(dir + "/global/pg_control")) {
+    return failedPrecondition("store `" + name_ + "`: " + dir + " is not a complete cluster (no PG_VERSION or pg_control)");
+  }
+  auto r = runAsPostgres("pg_controldata " + dir, {std::string(kBinDir) + "pg_controldata", "-D", dir},
+                         std::chrono::seconds(30));
+  if (!r) return r.error();
+  if (r->out.find("Database cluster state:") == std::string::npos) {
+    return failedPrecondition("store `" + name_ + "`: pg_controldata cannot read " + dir);
+  }
+  return Status::ok();
+}
+
+Status PgCluster::swapIn(const std::string& dir) {
+  if (isRunning()) return failedPrecondition("store `" + name_ + "` must be stopped to swap its data directory");
+  std::error_code ec;
+  fs::remove_all(pgdata_ + ".old", ec);
+  if (fs::exists(pgdata_)) {
+    fs::rename(pgdata_, pgdata_ + ".old", ec);
+    if (ec) return unavailable("cannot move " + pgdata_ + " aside: " + ec.message());
+  }
+  fs::rename(dir, pgdata_, ec);
+  if (ec) return unavailable("cannot move " + dir + " into " + pgdata_ + ": " + ec.message());
+  ::sync();
+  return Status::ok();
+}
+
+Status PgCluster::restorePrevious() {
+  if (!fs::exists(pgdata_ + ".old")) return Status::ok();
+  TANDEM_RETURN_IF_ERROR(stop(/*immediate=*/true));
+  std::error_code ec;
+  fs::remove_all(pgdata_ + ".failed", ec);
+  if (fs::exists(pgdata_)) fs::rename(pgdata_, pgdata_ + ".failed", ec);
+  fs::rename(pgdata_ + ".old", pgdata_, ec);
+  if (ec) return unavailable("cannot move " + pgdata_ + ".old back into " + pgdata_ + ": " + ec.message());
+  ::sync();
+  return Status::ok();
+}
+
+void PgCluster::dropPrevious() {
+  std::error_code ec;
+  fs::remove_all(pgdata_ + ".old", ec);
+}
+
 Status PgCluster::wipe() {
   if (isRunning()) return failedPrecondition("store `" + name_ + "` is running; stop it first");
   std::error_code ec;
   fs::remove_all(pgdata_, ec);
   fs::remove_all(pgdata_ + ".new", ec);
+  fs::remove_all(pgdata_ + ".old", ec);
   if (ec) return unavailable("cannot remove " + pgdata_ + ": " + ec.message());
   return Status::ok();
 }
@@ -261,12 +304,20 @@ Status PgCluster::ensureTandemRole() {
   return r ? Status::ok() : r.error();
 }
 
+namespace {
+// A partitioned peer drops packets silently: without these a statement on a kept connection
+// waits for TCP's retransmissions (minutes), and the monitor with it (no fencing meanwhile).
+// tcp_user_timeout bounds unacknowledged sends; keepalives bound a wait for a reply.
+constexpr const char* kBoundedTcp =
+    " tcp_user_timeout=3000 keepalives=1 keepalives_idle=3 keepalives_interval=1 keepalives_count=3";
+}  // namespace
+
 Result<std::unique_ptr<store::Connection>> PgCluster::connect(const std::string& dbname) const {
-  return store::Connection::open(store::connectionString({address_}, dbname, password_, false));
+  return store::Connection::open(store::connectionString({address_}, dbname, password_, false) + kBoundedTcp);
 }
 
 Result<std::unique_ptr<store::Connection>> PgCluster::connectTo(const std::string& address) const {
-  return store::Connection::open(store::connectionString({address}, "postgres", password_, false));
+  return store::Connection::open(store::connectionString({address}, "postgres", password_, false) + kBoundedTcp);
 }
 
 }  // namespace tandem::sqlagent

@@ -13,6 +13,9 @@
 #include <vector>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
+#include "common/process.h"
 #include "common/status.h"
 #include "store/connection.h"
 
@@ -26,6 +29,23 @@ struct RoleConfig {
   std::string restore_command;       // restoring store: pgBackRest archive-get ("" = none)
   std::string archive_command;       // log-shipped primary: pgBackRest archive-push ("" = none)
   int archive_timeout_s = 0;         // log-shipping interval (0 = off)
+};
+
+// What a cluster held that the principal it rejoins did not, measured before pg_rewind or a
+// base backup discards it (docs/stores.md "Divergence"). LSNs are PostgreSQL's text form.
+struct Divergence {
+  std::string at_utc;          // when it was measured
+  std::string source;          // the store it was compared with
+  std::string fork_lsn;        // where the timelines forked ("" when pg_rewind could not tell)
+  int fork_timeline = 0;
+  std::string end_lsn;         // the last WAL record this cluster held
+  long long bytes = 0;         // WAL after the fork
+  int transactions = -1;       // commits after the fork (pg_waldump); -1 when not determinable
+  std::string kept_in;         // where the divergent WAL files were copied ("" = none)
+  std::string note;            // why something is unknown
+  // One sentence for logs, /status and `db mirror state`.
+  std::string summary() const;
+  nlohmann::json toJson() const;
 };
 
 class PgCluster {
@@ -72,7 +92,21 @@ class PgCluster {
   // CHECKPOINT on the source (trap: without it pg_rewind may find nothing to rewind), then
   // pg_rewind of our (stopped) pgdata to the source's timeline. Requires: stopped.
   Status rewindFrom(const std::string& source_address);
-  // Removes pgdata (and pgdata.new). Requires: stopped.
+  // Measures what our (stopped) cluster holds after the point where it forked from the cluster
+  // at `source_address` (pg_rewind --dry-run, then pg_waldump on our timeline `timeline`), and
+  // copies the WAL files holding it to `keep_dir`. Never fails: what it cannot determine is
+  // said in `note`. Requires: stopped. Blocks (bounded).
+  Divergence measureDivergence(const std::string& source_address, const std::string& source_name,
+                               int timeline, const std::string& keep_dir);
+  // A data directory that is complete enough to start: PG_VERSION and pg_control present and
+  // readable by pg_controldata. FailedPrecondition naming what is missing.
+  Status verifyDataDir(const std::string& dir) const;
+  // Replaces pgdata with `dir`, keeping the previous pgdata as pgdata.old (restorePrevious()
+  // brings it back; dropPrevious() removes it). Requires: stopped.
+  Status swapIn(const std::string& dir);
+  Status restorePrevious();
+  void dropPrevious();
+  // Removes pgdata (and pgdata.new, pgdata.old). Requires: stopped.
   Status wipe();
   // Makes `path` (and its parents inside the store dir) owned by postgres.
   void chownToPostgres(const std::string& path) const;
@@ -86,8 +120,8 @@ class PgCluster {
   std::string conninfoFor(const std::string& address, bool replication) const;
 
  private:
-  Result<std::string> runAsPostgres(const std::string& what, std::vector<std::string> argv,
-                                    std::chrono::seconds timeout) const;
+  Result<RunResult> runAsPostgres(const std::string& what, std::vector<std::string> argv,
+                                  std::chrono::seconds timeout) const;
   std::string name_, address_, store_dir_, pgdata_, password_;
   bool archive_mode_;
 };

@@ -1,10 +1,14 @@
 // /restore: replace this store's cluster with the latest full backup on the share plus every
 // archived log after it, and start it writable (failback: `from_stanza` = the backup store).
 //
-// Steps: 1 refuse without overwrite when a cluster exists; 2 stop; 3 restore into pgdata.new
-// (pgBackRest, as postgres) and swap it in; 4 start in archive recovery with restore_command =
-// archive-get from the share, until PostgreSQL ends recovery at the end of the archive;
-// 5 configure the normal principal role (archiving to our stanza, no mirror yet).
+// Steps: 1 refuse without overwrite when a cluster exists; 2 restore into pgdata.new
+// (pgBackRest, as postgres) while the current cluster stays as it is; 3 verify the copy
+// (pgBackRest checks every file; PG_VERSION, pg_control readable); 4 stop and swap it in, the
+// previous cluster kept as pgdata.old; 5 start in archive recovery with restore_command =
+// archive-get from the share, until PostgreSQL ends recovery at the end of the archive — if it
+// does not, the previous cluster is put back; 6 drop pgdata.old and configure the normal
+// principal role (archiving to our stanza, no mirror yet). A crash between 4 and 6 leaves
+// pgdata.old, which bootstrap puts back when pgdata is missing.
 #include <filesystem>
 #include <thread>
 
@@ -31,18 +35,19 @@ Result<nlohmann::json> Agent::restore(bool overwrite, const std::string& from_st
   if (!src && topo_.principalOf(self_.name)) src = backupSourceOf(topo_.principalOf(self_.name)->name);
   if (!src) return fail(failedPrecondition("store `" + self_.name + "` has no backup share in the topology"));
   SQLAGENT_TRY(writePgbackrestConfs(shareDir(src->name)));
-  // 2-3
-  SQLAGENT_TRY(pg_->stop());
-  SQLAGENT_TRY(pg_->wipe());
+  // 2-3: the current cluster is untouched until the copy is complete and verified.
   const std::string tmp = pg_->pgdata() + ".new";
+  std::error_code ec;
+  fs::remove_all(tmp, ec);
   SQLAGENT_TRY(makeDirs(tmp, 0700));
   pg_->chownToPostgres(tmp);
   auto r = pgbackrest(pgbackrestConf(), stanza, {"--pg1-path=" + tmp, "restore"}, std::chrono::seconds(900));
-  if (!r) return fail(r.error());
-  std::error_code ec;
-  fs::rename(tmp, pg_->pgdata(), ec);
-  if (ec) return fail(unavailable("cannot move the restored cluster into " + pg_->pgdata() + ": " + ec.message()));
+  if (!r) return fail(r.error().withContext("the current cluster of store `" + self_.name + "` was left as it was"));
+  SQLAGENT_TRY(pg_->verifyDataDir(tmp));
   // 4
+  SQLAGENT_TRY(pg_->stop());
+  SQLAGENT_TRY(pg_->swapIn(tmp));
+  // 5
   Persisted p = persisted();
   p.role = p.partner.empty() || p.mirror_removed ? kStandalone : kPrincipal;
   p.synchronous = false;
@@ -64,8 +69,15 @@ Result<nlohmann::json> Agent::restore(bool overwrite, const std::string& from_st
     }
     if (!writable) std::this_thread::sleep_for(std::chrono::milliseconds(300));
   }
-  if (!writable) return fail(timeoutError("store `" + self_.name + "` was still recovering 5 minutes after the restore; see its postgres.log"));
-  // 5
+  if (!writable) {
+    Status back = pg_->restorePrevious();
+    return fail(timeoutError("store `" + self_.name + "` was still recovering 5 minutes after the restore; " +
+                             (back.isOk() ? std::string("the previous cluster is back in place (stopped); the restored copy is in pgdata.failed")
+                                          : "putting the previous cluster back failed too: " + back.message()) +
+                             "; see its postgres.log"));
+  }
+  // 6
+  pg_->dropPrevious();
   SQLAGENT_TRY(persist(p));
   SQLAGENT_TRY(pg_->applyRoleConfig(roleConfig(p)));
   const std::string own = archiveStanza();

@@ -62,6 +62,8 @@ nlohmann::json Agent::status() {
       {"connections", o.connections},
       {"partner_timeout_s", std::chrono::duration<double>(o_.partner_timeout).count()},
       {"last_error", last_error},
+      // What the last rejoin discarded beyond the fork (docs/stores.md "Divergence"), or null.
+      {"divergence", p.divergence},
   };
   if (p.role == kWitness) {
     nlohmann::json watching = nlohmann::json::object();

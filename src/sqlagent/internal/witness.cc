@@ -3,6 +3,7 @@
 #include "sqlagent/internal/witness.h"
 
 #include <algorithm>
+#include <future>
 
 #include <spdlog/spdlog.h>
 
@@ -47,13 +48,15 @@ bool WitnessBook::seesNow(const std::string& store, Time now) const {
   return it != views_.end() && it->second.ever && now - it->second.last_contact < kSeenWithin;
 }
 
-bool WitnessBook::observe(const std::string& store, bool ok, bool writable, int timeline, Time now) {
+bool WitnessBook::observe(const std::string& store, bool ok, bool writable, int timeline,
+                          bool synchronous, Time now) {
   watch(store, now);
   View& v = views_[store];
   if (!ok) return false;
   v.last_contact = now;
   v.ever = true;
   v.writable = writable;
+  v.synchronous = writable && synchronous;
   v.timeline = timeline;
   if (writable) return false;
   // A standby is no principal: its exposure record and any vote against it are moot, and a
@@ -90,10 +93,22 @@ WitnessBook::Decision WitnessBook::requestExposure(const std::string& principal,
     return {false, false, "witness sees partner `" + partner + "` writable: `" + principal +
                               "` must rejoin it, not serve alone"};
   }
-  Record& r = recordOf(principal, partner);
-  if (r.voted_against == principal) {
-    return {false, false, "witness voted to fail `" + principal + "` over to `" + r.voted_for + "`"};
+  const auto it = records_.find(pairKey(principal, partner));
+  const Record* existing = it == records_.end() ? nullptr : &it->second;
+  if (existing != nullptr && existing->voted_against == principal) {
+    return {false, false, "witness voted to fail `" + principal + "` over to `" + existing->voted_for + "`"};
   }
+  // Evidence seen since this witness started that the partner was not promoted (records from
+  // disk can only refuse): the partner last seen as a standby, or a vote made here for us.
+  const auto pv = views_.find(partner);
+  const bool partner_last_standby = pv != views_.end() && pv->second.ever && !pv->second.writable;
+  const bool elected_here =
+      existing != nullptr && existing->voted_for == principal && existing->vote_current;
+  if (!partner_last_standby && !elected_here) {
+    return {false, false, "witness has not seen `" + partner + "` as a standby since it started; it "
+                              "cannot tell whether `" + partner + "` was promoted"};
+  }
+  Record& r = recordOf(principal, partner);
   if (r.exposed == principal) return {true, false, "exposure of `" + principal + "` already recorded"};
   r.exposed = principal;
   r.exposed_since = isoUtc(std::chrono::system_clock::now());
@@ -113,8 +128,7 @@ WitnessBook::Decision WitnessBook::clearExposure(const std::string& principal,
 }
 
 WitnessBook::Decision WitnessBook::voteFailover(const std::string& principal,
-                                                const std::string& candidate,
-                                                std::chrono::milliseconds lost_for, Time now) {
+                                                const std::string& candidate, Time now) {
   if (auto it = records_.find(pairKey(principal, candidate));
       it != records_.end() && it->second.exposed == principal) {
     return {false, false, "`" + principal + "` committed without its mirror since " +
@@ -122,20 +136,48 @@ WitnessBook::Decision WitnessBook::voteFailover(const std::string& principal,
   }
   watch(principal, now);
   const View& v = views_[principal];
-  const auto window = std::max<std::chrono::steady_clock::duration>(lost_for, kSeenWithin);
-  if (v.ever && now - v.last_contact < window) {
+  if (v.ever && now - v.last_contact < vote_window_) {
     return {false, false, "witness saw `" + principal + "` " +
                               std::to_string(secondsOf(now - v.last_contact)).substr(0, 4) + " s ago"};
   }
-  if (!v.ever && now - v.watching_since < window) {
-    return {false, false, "witness has not watched `" + principal + "` long enough"};
+  // Evidence, not records: a principal the witness never saw since it started may have
+  // committed without its mirror (a grant lost with the disk), as may one last seen with
+  // synchronous_standby_names empty (exposed, or alone after a failover).
+  if (!v.ever) {
+    return {false, false, "witness has not seen `" + principal + "` since it started; it cannot "
+                              "tell whether `" + candidate + "` has every acknowledged commit"};
   }
+  if (!v.synchronous) {
+    return {false, false, "`" + principal + "` was committing without `" + candidate +
+                              "` when the witness last saw it: `" + candidate + "` may lack commits"};
+  }
+  return recordVote(principal, candidate, now,
+                    "witness lost `" + principal + "` too; voted for `" + candidate + "`");
+}
+
+WitnessBook::Decision WitnessBook::recordPromotion(const std::string& principal,
+                                                   const std::string& candidate, Time now) {
+  Record& r = recordOf(principal, candidate);
+  const bool had_exposure = !r.exposed.empty();
+  r.exposed.clear();
+  r.exposed_since.clear();
+  Decision d = recordVote(principal, candidate, now,
+                          "recorded the promotion of `" + candidate + "` over `" + principal +
+                              "` by an operator");
+  d.changed = d.changed || had_exposure;
+  return d;
+}
+
+WitnessBook::Decision WitnessBook::recordVote(const std::string& principal,
+                                              const std::string& candidate, Time now,
+                                              std::string reason) {
   Record& r = recordOf(principal, candidate);
   bool changed = r.voted_for != candidate || r.voted_against != principal;
   r.voted_for = candidate;
   r.voted_against = principal;
   r.voted_at = now;
-  return {true, changed, "witness lost `" + principal + "` too; voted for `" + candidate + "`"};
+  r.vote_current = true;
+  return {true, changed, std::move(reason)};
 }
 
 nlohmann::json WitnessBook::statusOf(const std::string& store, Time now) const {
@@ -215,25 +257,33 @@ void Agent::witnessRound() {
       if (std::find(watched.begin(), watched.end(), name) == watched.end()) watched.push_back(name);
     }
   }
+  // Each store is polled on its own, and a round does not wait for a slow poll: a partitioned
+  // store costs a connect timeout (2 s), and it must not make the others look unreachable
+  // (kSeenWithin) by delaying their polls. A store whose last poll still runs is skipped.
   for (const auto& name : watched) {
     const std::string addr = addressOf(name);
     if (addr.empty()) continue;
-    auto c = pg_->connectTo(addr);
-    bool ok = false, writable = false;
-    int tl = 0;
-    if (c) {
-      auto r = (*c)->exec(std::string("SELECT pg_is_in_recovery(), ") + kTimelineSql);
-      if (r) {
-        ok = true;
-        writable = r->rows[0][0] == "f";
-        tl = std::atoi(r->rows[0][1].c_str());
+    auto& pending = witness_polls_[name];
+    if (pending.valid() && pending.wait_for(std::chrono::seconds(0)) != std::future_status::ready) continue;
+    pending = std::async(std::launch::async, [this, name, addr] {
+      bool ok = false, writable = false, synchronous = false;
+      int timeline = 0;
+      if (auto c = pg_->connectTo(addr)) {
+        auto r = (*c)->exec(std::string("SELECT pg_is_in_recovery(), ") + kTimelineSql +
+                            ", current_setting('synchronous_standby_names') <> ''");
+        if (r) {
+          ok = true;
+          writable = r->rows[0][0] == "f";
+          timeline = std::atoi(r->rows[0][1].c_str());
+          synchronous = r->rows[0][2] == "t";
+        }
       }
-    }
-    std::lock_guard lock(mu_);
-    if (witness_.observe(name, ok, writable, tl, std::chrono::steady_clock::now())) {
-      spdlog::info("witness `{}`: `{}` is a standby now; its records are cleared", self_.name, name);
-      if (Status st = persistWitnessLocked(); !st.isOk()) last_error_ = st.message();
-    }
+      std::lock_guard lock(mu_);
+      if (witness_.observe(name, ok, writable, timeline, synchronous, std::chrono::steady_clock::now())) {
+        spdlog::info("witness `{}`: `{}` is a standby now; its records are cleared", self_.name, name);
+        if (Status st = persistWitnessLocked(); !st.isOk()) last_error_ = st.message();
+      }
+    });
   }
 }
 
@@ -251,13 +301,14 @@ Result<nlohmann::json> Agent::witnessDecide(const std::string& what, const nlohm
   if (persisted().role != kWitness) {
     return fail(failedPrecondition("`" + self_.name + "` is not a witness"));
   }
+  const bool vote = what == "vote" || what == "promoted";
   const std::string store = body.value("store", "");
-  const std::string other = body.value(what == "vote" ? "candidate" : "partner", "");
+  const std::string other = body.value(vote ? "candidate" : "partner", "");
   const topology::Store* s = topo_.findStore(store);
   const topology::Store* t = topo_.findStore(other);
   if (s == nullptr || t == nullptr || store == other) {
     return fail(invalidArgument("the request needs \"store\" and \"" +
-                                std::string(what == "vote" ? "candidate" : "partner") +
+                                std::string(vote ? "candidate" : "partner") +
                                 "\": two stores of the topology"));
   }
   if (s->witness != self_.name && t->witness != self_.name) {
@@ -267,8 +318,9 @@ Result<nlohmann::json> Agent::witnessDecide(const std::string& what, const nlohm
   const auto now = std::chrono::steady_clock::now();
   WitnessBook::Decision d;
   if (what == "vote") {
-    auto lost_ms = static_cast<long>(body.value("lost_for_s", 0.0) * 1000);
-    d = witness_.voteFailover(store, other, std::chrono::milliseconds(lost_ms), now);
+    d = witness_.voteFailover(store, other, now);  // the window is the witness's own
+  } else if (what == "promoted") {
+    d = witness_.recordPromotion(store, other, now);
   } else if (body.value("exposed", true)) {
     d = witness_.requestExposure(store, other, now);
   } else {
