@@ -193,6 +193,7 @@ void Master::round() {
   }
   if (!is_master_) return;
   pushAll(*active_, topo);
+  if (!active_) return;  // pushAll dropped a broken connection
   if (now - standby_synced_ > 2s) {
     standby_synced_ = now;
     for (const auto& loc : internal::locationsOf(topo)) {
