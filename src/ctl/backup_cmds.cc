@@ -53,13 +53,19 @@ std::string orDash(const std::string& s) { return s.empty() ? "-" : s; }
 
 // ---- status ----------------------------------------------------------------------------------
 
+// The fields every module reports.
+nlohmann::json stateJson(const char* module, const backup::ModuleState& m) {
+  return {{"module", module},
+          {"export_state", backup::exportStateName(m.export_state)},
+          {"export_reason", m.export_reason},
+          {"import_state", backup::importStateName(m.import_state)},
+          {"import_reason", m.import_reason}};
+}
+
 nlohmann::json userDataJson(const backup::UserDataStatus& s) {
   auto opt = [](const auto& v) { return v ? nlohmann::json(*v) : nlohmann::json(); };
-  return {{"module", "UserData"},
-          {"export_state", backup::exportStateName(s.state.export_state)},
-          {"export_reason", s.state.export_reason},
-          {"import_state", backup::importStateName(s.state.import_state)},
-          {"import_reason", s.state.import_reason},
+  nlohmann::json j = stateJson("UserData", s.state);
+  j.update(nlohmann::json{
           {"last_exported", {{"position", s.exported_lsn}, {"at", s.exported_at}}},
           {"last_imported", {{"position", s.imported_lsn}, {"at", s.imported_at}}},
           {"lag_changes", nullptr},
@@ -68,22 +74,21 @@ nlohmann::json userDataJson(const backup::UserDataStatus& s) {
           {"retained_wal_bytes", opt(s.retained_wal_bytes)},
           {"full_copies", s.resyncs},
           {"last_full_copy", {{"at", s.last_resync_at}, {"reason", s.last_resync_reason}}},
-          {"sync_interval_s", s.sync_interval_s}};
+          {"sync_interval_s", s.sync_interval_s}});
+  return j;
 }
 
 nlohmann::json cmsJson(const backup::CmsModuleStatus& s) {
-  return {{"module", "Cms"},
-          {"export_state", backup::exportStateName(s.state.export_state)},
-          {"export_reason", s.state.export_reason},
-          {"import_state", backup::importStateName(s.state.import_state)},
-          {"import_reason", s.state.import_reason},
+  nlohmann::json j = stateJson("Cms", s.state);
+  j.update(nlohmann::json{
           {"last_exported", {{"position", s.current_version}, {"at", s.current_version_at}}},
           {"last_imported", {{"position", s.standby_version}, {"at", s.standby_synced_at}}},
           {"lag_changes", s.lag_changes ? nlohmann::json(*s.lag_changes) : nlohmann::json()},
           {"lag_bytes", nullptr},
           {"lag_seconds", nullptr},
           {"active_store", s.active_store},
-          {"standby_store", s.standby_store}};
+          {"standby_store", s.standby_store}});
+  return j;
 }
 
 int status(Context& ctx, const Args& a) {
