@@ -26,8 +26,8 @@ CmsModuleStatus cmsStatus(const topology::Topology& topology, const std::string&
   if (st->standby_synced_at) out.standby_synced_at = formatUtc(*st->standby_synced_at);
   if (st->active_pool != pool) {
     out.state.export_state = ExportState::kNotInitialized;
-    out.state.export_reason = "pool `" + pool + "` does not hold the active CMS (pool `" +
-                              st->active_pool + "` does)";
+    out.state.export_reason =
+        "pool `" + pool + "` does not hold the active CMS (pool `" + st->active_pool + "` does)";
     return out;
   }
   if (st->standby_store.empty()) {
@@ -35,20 +35,22 @@ CmsModuleStatus cmsStatus(const topology::Topology& topology, const std::string&
     out.state.export_reason = "the CMS pool has no backup pool to copy the CMS to";
     return out;
   }
-  if (st->standby_version >= 0) out.lag_changes = std::max<int64_t>(0, st->current_version - st->standby_version);
+  if (st->standby_version >= 0)
+    out.lag_changes = std::max<int64_t>(0, st->current_version - st->standby_version);
   if (!st->standby_error.empty() || st->standby_version < 0) {
     out.state.export_state = ExportState::kErrorState;
-    out.state.export_reason = "the CMS copy in store `" + st->standby_store + "` is not fed: " +
-                              (st->standby_error.empty() ? "it does not answer" : st->standby_error);
+    out.state.export_reason =
+        "the CMS copy in store `" + st->standby_store +
+        "` is not fed: " + (st->standby_error.empty() ? "it does not answer" : st->standby_error);
     out.state.import_state = ImportState::kErrorState;
     out.state.import_reason = out.state.export_reason;
     return out;
   }
-  out.state.export_state = out.lag_changes.value_or(0) == 0 ? ExportState::kSteadyState
-                                                            : ExportState::kNonSteadyState;
+  out.state.export_state =
+      out.lag_changes.value_or(0) == 0 ? ExportState::kSteadyState : ExportState::kNonSteadyState;
   if (out.state.export_state == ExportState::kNonSteadyState) {
-    out.state.export_reason = "the CMS copy is " + std::to_string(*out.lag_changes) +
-                              " version(s) behind";
+    out.state.export_reason =
+        "the CMS copy is " + std::to_string(*out.lag_changes) + " version(s) behind";
   }
   return out;
 }

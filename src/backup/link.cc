@@ -31,13 +31,15 @@ const char* moduleName(Module m) { return m == Module::kUserData ? "UserData" : 
 Result<Module> parseModule(const std::string& name) {
   if (lower(name) == "userdata") return Module::kUserData;
   if (lower(name) == "cms") return Module::kCms;
-  return fail(invalidArgument("backup module `" + name + "` is unknown; the modules are UserData "
+  return fail(invalidArgument("backup module `" + name +
+                              "` is unknown; the modules are UserData "
                               "and Cms"));
 }
 
 std::string Link::slotName() const {
   std::string s = "tandem_backup_";
-  for (char c : target_store) s += std::isalnum(static_cast<unsigned char>(c)) ? std::tolower(c) : '_';
+  for (char c : target_store)
+    s += std::isalnum(static_cast<unsigned char>(c)) ? std::tolower(c) : '_';
   return s;
 }
 
@@ -54,7 +56,8 @@ Result<Link> linkFor(const topology::Topology& t, const std::string& pool,
   }
   const topology::Pool* q = p->backup_pool.empty() ? nullptr : t.findPool(p->backup_pool);
   if (q == nullptr) {
-    return fail(invalidArgument("front-end pool `" + pool + "` has no backup pool; set "
+    return fail(invalidArgument("front-end pool `" + pool +
+                                "` has no backup pool; set "
                                 "`backup_pool:` in the topology"));
   }
   if (p->store.empty() || q->store.empty()) {

@@ -19,14 +19,14 @@ const char* moduleName(Module m);  // "UserData" | "Cms"
 Result<Module> parseModule(const std::string& name);
 
 struct Link {
-  std::string pool;         // P: the pool whose users' data is copied
-  std::string backup_pool;  // Q: the pool whose store holds the copy
-  std::string source_store, target_store;        // store names of P and Q
-  std::vector<std::string> source_addresses;     // P's store and mirror (libpq multi-host)
-  std::vector<std::string> target_addresses;     // Q's store and mirror
-  std::string password;                          // the deployment secret
-  std::string source_db = "rtc";                 // P's user data
-  std::string copy_db = "rtc_backup";            // the copy, in Q's store
+  std::string pool;                           // P: the pool whose users' data is copied
+  std::string backup_pool;                    // Q: the pool whose store holds the copy
+  std::string source_store, target_store;     // store names of P and Q
+  std::vector<std::string> source_addresses;  // P's store and mirror (libpq multi-host)
+  std::vector<std::string> target_addresses;  // Q's store and mirror
+  std::string password;                       // the deployment secret
+  std::string source_db = "rtc";              // P's user data
+  std::string copy_db = "rtc_backup";         // the copy, in Q's store
 
   // "tandem_backup_<target store>": the replication slot on P and the subscription in the copy
   // (one name, so each finds the other in pg_stat_replication).

@@ -72,8 +72,9 @@ void BackupService::publishStatus() {
   UserDataStatus s = status(link_);
   interval_s_ = s.sync_interval_s;
   const std::map<std::string, std::string> labels = {{"pool", link_.pool}, {"module", "UserData"}};
-  for (auto st : {ExportState::kNotInitialized, ExportState::kSteadyState,
-                  ExportState::kNonSteadyState, ExportState::kFinalState, ExportState::kErrorState}) {
+  for (auto st :
+       {ExportState::kNotInitialized, ExportState::kSteadyState, ExportState::kNonSteadyState,
+        ExportState::kFinalState, ExportState::kErrorState}) {
     auto l = labels;
     l["state"] = exportStateName(st);
     metrics_.setGauge("tandem_backup_export_state", s.state.export_state == st ? 1 : 0, l,
@@ -91,8 +92,9 @@ void BackupService::publishStatus() {
                       "seconds the copy is behind the pool");
   }
   if (s.retained_wal_bytes) {
-    metrics_.setGauge("tandem_backup_retained_wal_bytes", static_cast<double>(*s.retained_wal_bytes),
-                      {{"pool", link_.pool}}, "WAL the pool's store keeps for the copy's slot");
+    metrics_.setGauge("tandem_backup_retained_wal_bytes",
+                      static_cast<double>(*s.retained_wal_bytes), {{"pool", link_.pool}},
+                      "WAL the pool's store keeps for the copy's slot");
   }
 }
 

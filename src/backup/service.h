@@ -1,7 +1,8 @@
 // BackupService: the loop a front-end server of pool Q runs for the copy of its partner P's user
 // data in Q's store (docs/backup-service.md "Who runs it"). Every sync interval (the copy's
-// setting, default 2 s; re-read at least every 5 s) it runs reconcile() (first copy, full copy after P's mirror failover,
-// a lost slot or a schema change) and publishes the link's state in the process's /metrics:
+// setting, default 2 s; re-read at least every 5 s) it runs reconcile() (first copy, full copy
+// after P's mirror failover, a lost slot or a schema change) and publishes the link's state in the
+// process's /metrics:
 //   tandem_backup_export_state{pool,module,state}  1 for the current state, 0 for the others
 //   tandem_backup_import_ok{pool,module}           1 NormalState, 0 ErrorState
 //   tandem_backup_lag_bytes{pool,module}           WAL of P not yet confirmed by the copy
@@ -45,7 +46,7 @@ class BackupService {
   std::thread thread_;
   std::mutex mu_;
   std::condition_variable cv_;
-  bool stopping_ = false;  // GUARDED_BY(mu_)
+  bool stopping_ = false;     // GUARDED_BY(mu_)
   std::string last_problem_;  // loop thread only: to log a problem once, not every round
   int interval_s_ = 2;        // loop thread only
 };

@@ -5,11 +5,16 @@ namespace tandem::backup {
 
 const char* exportStateName(ExportState s) {
   switch (s) {
-    case ExportState::kNotInitialized: return "NotInitialized";
-    case ExportState::kSteadyState: return "SteadyState";
-    case ExportState::kNonSteadyState: return "NonSteadyState";
-    case ExportState::kFinalState: return "FinalState";
-    case ExportState::kErrorState: return "ErrorState";
+    case ExportState::kNotInitialized:
+      return "NotInitialized";
+    case ExportState::kSteadyState:
+      return "SteadyState";
+    case ExportState::kNonSteadyState:
+      return "NonSteadyState";
+    case ExportState::kFinalState:
+      return "FinalState";
+    case ExportState::kErrorState:
+      return "ErrorState";
   }
   return "ErrorState";
 }
@@ -79,8 +84,8 @@ ModuleState classify(const Observation& o) {
     m.export_reason = "the copy is not applying changes";
     return m;
   }
-  bool lagging = (o.lag_bytes && *o.lag_bytes > kSteadyLagBytes) ||
-                 (o.lag_s && *o.lag_s > kSteadyLagSeconds);
+  bool lagging =
+      (o.lag_bytes && *o.lag_bytes > kSteadyLagBytes) || (o.lag_s && *o.lag_s > kSteadyLagSeconds);
   if (lagging) {
     m.export_state = ExportState::kNonSteadyState;
     m.export_reason = "the copy is catching up";

@@ -18,7 +18,8 @@ namespace {
 // Session advisory lock of one link in its copy database: one reconcile or full copy at a time
 // over every process (front-end servers of Q, tandemctl).
 Result<bool> lockLink(Connection& copy, const Link& link, bool wait) {
-  const std::string key = "hashtext(" + internal::quoteLiteral("tandem_backup:" + link.slotName()) + ")";
+  const std::string key =
+      "hashtext(" + internal::quoteLiteral("tandem_backup:" + link.slotName()) + ")";
   if (!wait) {
     auto r = copy.exec("SELECT pg_try_advisory_lock(" + key + ")");
     if (!r) return fail(r.error());
@@ -37,8 +38,9 @@ struct SlotInfo {
 };
 
 Result<SlotInfo> slotInfo(Connection& source, const Link& link) {
-  auto r = source.exec("SELECT coalesce(wal_status, '') FROM pg_replication_slots WHERE slot_name = $1",
-                       {link.slotName()});
+  auto r =
+      source.exec("SELECT coalesce(wal_status, '') FROM pg_replication_slots WHERE slot_name = $1",
+                  {link.slotName()});
   if (!r) return fail(r.error());
   SlotInfo s;
   s.exists = !r->rows.empty();
@@ -58,7 +60,8 @@ Result<std::string> resyncReason(Connection& copy, Connection& source, const Lin
     return "the replication slot is missing on store `" + link.source_store +
            "` (failed over to its mirror, or rebuilt)";
   }
-  if (slot->wal_status == "lost") return std::string("the replication slot was lost (max_slot_wal_keep_size)");
+  if (slot->wal_status == "lost")
+    return std::string("the replication slot was lost (max_slot_wal_keep_size)");
   auto fp = internal::schemaFingerprint(source, tables);
   if (!fp) return fail(fp.error());
   auto recorded = internal::getMeta(copy, "schema_fingerprint");
@@ -105,7 +108,8 @@ Result<std::string> reconcile(const Link& link, bool force, const std::string& r
   }
   if (Status st = internal::resync(link, **copy, why); !st) return fail(st);
   if (force) (void)internal::setMeta(**copy, "final", "");
-  return "full copy of pool `" + link.pool + "` into store `" + link.target_store + "` (" + why + ")";
+  return "full copy of pool `" + link.pool + "` into store `" + link.target_store + "` (" + why +
+         ")";
 }
 
 namespace {
@@ -218,13 +222,15 @@ Status sync(const Link& link, std::chrono::milliseconds timeout) {
     if (!r || r->rows.empty() || std::chrono::steady_clock::now() >= deadline) {
       UserDataStatus s = status(link);
       std::string why = !s.state.export_reason.empty() ? s.state.export_reason
-                        : !s.state.import_reason.empty() ? s.state.import_reason
-                        : std::string("state ") + exportStateName(s.state.export_state);
+                        : !s.state.import_reason.empty()
+                            ? s.state.import_reason
+                            : std::string("state ") + exportStateName(s.state.export_state);
       if (s.state.export_state == ExportState::kNotInitialized) {
         return failedPrecondition("pool `" + link.pool + "` has no copy in store `" +
                                   link.target_store + "` yet (NotInitialized)");
       }
-      if (!r || r->rows.empty()) return unavailable("backup sync of pool `" + link.pool + "`: " + why);
+      if (!r || r->rows.empty())
+        return unavailable("backup sync of pool `" + link.pool + "`: " + why);
       return timeoutError("backup sync of pool `" + link.pool + "`: changes up to " + target +
                           " were not applied in store `" + link.target_store + "` within " +
                           std::to_string(timeout.count() / 1000) + " s: " + why);

@@ -45,14 +45,13 @@ constexpr int kDefaultSyncIntervalS = 2;
 // (P rebuilt: the copy may be the only data of its users) unless `force`; does nothing while the
 // copy is frozen (FinalState). Unavailable when a store does not answer; another process
 // holding the link's lock makes it return "" at once (or wait up to 60 s with `force`).
-Result<std::string> reconcile(const Link& link, bool force = false,
-                              const std::string& reason = "");
+Result<std::string> reconcile(const Link& link, bool force = false, const std::string& reason = "");
 
 struct UserDataStatus {
   Observation observation;
   ModuleState state;
-  std::string exported_lsn, exported_at;  // P's current WAL position and time
-  std::string imported_lsn, imported_at;  // the slot's confirmed position; last feedback time
+  std::string exported_lsn, exported_at;      // P's current WAL position and time
+  std::string imported_lsn, imported_at;      // the slot's confirmed position; last feedback time
   std::optional<int64_t> retained_wal_bytes;  // WAL P keeps for the slot (restart_lsn..now)
   int sync_interval_s = kDefaultSyncIntervalS;
   int64_t resyncs = 0;

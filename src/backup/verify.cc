@@ -1,7 +1,6 @@
 // The UserData module: verify, repair of one user, and the sync interval (userdata.h).
-#include "backup/userdata.h"
-
 #include "backup/internal/sql.h"
+#include "backup/userdata.h"
 #include "store/transaction.h"
 
 namespace tandem::backup {
@@ -87,7 +86,8 @@ Status repairUser(const Link& link, const std::string& user, std::chrono::millis
   //   logical replication skips for UPDATE/DELETE, or insert one that step 2 rewrites).
   Status st = store::inTransaction(*ends->copy, [&](Connection& c) -> Status {
     for (const auto& [t, k] : keys) {
-      auto r = c.exec("DELETE FROM public." + internal::quoteIdent(t) + " WHERE " + k + " = $1", {user});
+      auto r =
+          c.exec("DELETE FROM public." + internal::quoteIdent(t) + " WHERE " + k + " = $1", {user});
       if (!r) return r.error();
       touched += r->affected;
     }
@@ -101,7 +101,8 @@ Status repairUser(const Link& link, const std::string& user, std::chrono::millis
       const std::string name = "public." + internal::quoteIdent(t);
       TANDEM_RETURN_IF_ERROR(c.execAll("DROP TABLE IF EXISTS pg_temp.tandem_repair"));
       auto a = c.exec("CREATE TEMP TABLE tandem_repair ON COMMIT DROP AS SELECT * FROM " + name +
-                      " WHERE " + k + " = $1", {user});
+                          " WHERE " + k + " = $1",
+                      {user});
       if (!a) return a.error();
       auto d = c.exec("DELETE FROM " + name + " WHERE " + k + " = $1", {user});
       if (!d) return d.error();

@@ -35,7 +35,8 @@ struct Loaded {
 
 Result<Loaded> load(const Context& ctx, const Args& a) {
   auto t = topology::loadValidTopology(ctx.state_dir + "/topology.yaml");
-  if (!t) return fail(t.error().withContext("reading the deployed topology (run `tandemctl deploy up`)"));
+  if (!t)
+    return fail(t.error().withContext("reading the deployed topology (run `tandemctl deploy up`)"));
   auto token = readDeploymentToken(ctx.state_dir);
   if (!token) return fail(token.error());
   auto link = backup::linkFor(*t, a.pool, *token);
@@ -53,37 +54,42 @@ std::string orDash(const std::string& s) { return s.empty() ? "-" : s; }
 
 // ---- status ----------------------------------------------------------------------------------
 
+// The fields every module reports.
+nlohmann::json stateJson(const char* module, const backup::ModuleState& m) {
+  return {{"module", module},
+          {"export_state", backup::exportStateName(m.export_state)},
+          {"export_reason", m.export_reason},
+          {"import_state", backup::importStateName(m.import_state)},
+          {"import_reason", m.import_reason}};
+}
+
 nlohmann::json userDataJson(const backup::UserDataStatus& s) {
   auto opt = [](const auto& v) { return v ? nlohmann::json(*v) : nlohmann::json(); };
-  return {{"module", "UserData"},
-          {"export_state", backup::exportStateName(s.state.export_state)},
-          {"export_reason", s.state.export_reason},
-          {"import_state", backup::importStateName(s.state.import_state)},
-          {"import_reason", s.state.import_reason},
-          {"last_exported", {{"position", s.exported_lsn}, {"at", s.exported_at}}},
-          {"last_imported", {{"position", s.imported_lsn}, {"at", s.imported_at}}},
-          {"lag_changes", nullptr},
-          {"lag_bytes", opt(s.observation.lag_bytes)},
-          {"lag_seconds", opt(s.observation.lag_s)},
-          {"retained_wal_bytes", opt(s.retained_wal_bytes)},
-          {"full_copies", s.resyncs},
-          {"last_full_copy", {{"at", s.last_resync_at}, {"reason", s.last_resync_reason}}},
-          {"sync_interval_s", s.sync_interval_s}};
+  nlohmann::json j = stateJson("UserData", s.state);
+  j.update(nlohmann::json{
+      {"last_exported", {{"position", s.exported_lsn}, {"at", s.exported_at}}},
+      {"last_imported", {{"position", s.imported_lsn}, {"at", s.imported_at}}},
+      {"lag_changes", nullptr},
+      {"lag_bytes", opt(s.observation.lag_bytes)},
+      {"lag_seconds", opt(s.observation.lag_s)},
+      {"retained_wal_bytes", opt(s.retained_wal_bytes)},
+      {"full_copies", s.resyncs},
+      {"last_full_copy", {{"at", s.last_resync_at}, {"reason", s.last_resync_reason}}},
+      {"sync_interval_s", s.sync_interval_s}});
+  return j;
 }
 
 nlohmann::json cmsJson(const backup::CmsModuleStatus& s) {
-  return {{"module", "Cms"},
-          {"export_state", backup::exportStateName(s.state.export_state)},
-          {"export_reason", s.state.export_reason},
-          {"import_state", backup::importStateName(s.state.import_state)},
-          {"import_reason", s.state.import_reason},
-          {"last_exported", {{"position", s.current_version}, {"at", s.current_version_at}}},
-          {"last_imported", {{"position", s.standby_version}, {"at", s.standby_synced_at}}},
-          {"lag_changes", s.lag_changes ? nlohmann::json(*s.lag_changes) : nlohmann::json()},
-          {"lag_bytes", nullptr},
-          {"lag_seconds", nullptr},
-          {"active_store", s.active_store},
-          {"standby_store", s.standby_store}};
+  nlohmann::json j = stateJson("Cms", s.state);
+  j.update(nlohmann::json{
+      {"last_exported", {{"position", s.current_version}, {"at", s.current_version_at}}},
+      {"last_imported", {{"position", s.standby_version}, {"at", s.standby_synced_at}}},
+      {"lag_changes", s.lag_changes ? nlohmann::json(*s.lag_changes) : nlohmann::json()},
+      {"lag_bytes", nullptr},
+      {"lag_seconds", nullptr},
+      {"active_store", s.active_store},
+      {"standby_store", s.standby_store}});
+  return j;
 }
 
 int status(Context& ctx, const Args& a) {
@@ -94,8 +100,8 @@ int status(Context& ctx, const Args& a) {
   if (wants(a, backup::Module::kCms)) {
     modules.push_back(cmsJson(backup::cmsStatus(l->topology, ctx.state_dir, a.pool)));
   }
-  nlohmann::json doc = {{"pool", l->link.pool}, {"backup_pool", l->link.backup_pool},
-                        {"modules", modules}};
+  nlohmann::json doc = {
+      {"pool", l->link.pool}, {"backup_pool", l->link.backup_pool}, {"modules", modules}};
   if (ctx.json) {
     printJson(doc);
     return kExitOk;
@@ -104,8 +110,8 @@ int status(Context& ctx, const Args& a) {
   Table t({"MODULE", "EXPORT", "IMPORT", "LAST EXPORTED", "LAST IMPORTED", "LAG", "REASON"});
   for (const auto& m : modules) {
     auto pos = [](const nlohmann::json& j) {
-      std::string p = j["position"].is_string() ? j["position"].get<std::string>()
-                                                : j["position"].dump();
+      std::string p =
+          j["position"].is_string() ? j["position"].get<std::string>() : j["position"].dump();
       return p + " " + j["at"].get<std::string>();
     };
     std::string lag = m["lag_changes"].is_null() ? "" : m["lag_changes"].dump() + " changes";
@@ -135,7 +141,8 @@ int sync(Context& ctx, const Args& a) {
     done.push_back("UserData");
   }
   if (!a.module.empty() && wants(a, backup::Module::kCms)) {
-    if (Status st = backup::cmsSync(l->topology, ctx.state_dir, a.pool); !st) return reportError(st);
+    if (Status st = backup::cmsSync(l->topology, ctx.state_dir, a.pool); !st)
+      return reportError(st);
     done.push_back("Cms");
   }
   double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
@@ -158,13 +165,19 @@ int verify(Context& ctx, const Args& a) {
     counts.push_back({{"table", c.table}, {"pool_rows", c.pool_rows}, {"copy_rows", c.copy_rows}});
   }
   for (const auto& d : r->differences) {
-    diffs.push_back({{"user", d.user}, {"table", d.table}, {"how", d.how},
-                     {"pool_rows", d.pool_rows}, {"copy_rows", d.copy_rows}});
+    diffs.push_back({{"user", d.user},
+                     {"table", d.table},
+                     {"how", d.how},
+                     {"pool_rows", d.pool_rows},
+                     {"copy_rows", d.copy_rows}});
   }
   const bool clean = r->differences.empty();
   if (ctx.json) {
-    printJson({{"pool", a.pool}, {"backup_pool", l->link.backup_pool}, {"clean", clean},
-               {"counts", counts}, {"differences", diffs}});
+    printJson({{"pool", a.pool},
+               {"backup_pool", l->link.backup_pool},
+               {"clean", clean},
+               {"counts", counts},
+               {"differences", diffs}});
   } else {
     Table t({"TABLE", "POOL ROWS", "COPY ROWS"});
     for (const auto& c : r->counts) {
@@ -177,7 +190,8 @@ int verify(Context& ctx, const Args& a) {
     } else {
       Table d({"USER", "TABLE", "HOW", "POOL ROWS", "COPY ROWS"});
       for (const auto& x : r->differences) {
-        d.addRow({x.user, x.table, x.how, std::to_string(x.pool_rows), std::to_string(x.copy_rows)});
+        d.addRow(
+            {x.user, x.table, x.how, std::to_string(x.pool_rows), std::to_string(x.copy_rows)});
       }
       std::cout << d.render() << r->differences.size()
                 << " difference(s); fix with `tandemctl backup repair --pool " << a.pool
@@ -193,10 +207,11 @@ int repair(Context& ctx, const Args& a) {
   }
   auto l = load(ctx, a);
   if (!l) return reportError(l.error());
-  const std::string plan = a.full ? "make a full copy of pool " + a.pool + "'s data into store " +
-                                        l->link.target_store + " (one transaction; streaming resumes)"
-                                  : "rewrite user " + a.user + "'s rows of pool " + a.pool +
-                                        " in its copy in store " + l->link.target_store;
+  const std::string plan = a.full
+                               ? "make a full copy of pool " + a.pool + "'s data into store " +
+                                     l->link.target_store + " (one transaction; streaming resumes)"
+                               : "rewrite user " + a.user + "'s rows of pool " + a.pool +
+                                     " in its copy in store " + l->link.target_store;
   if (a.what_if) {
     std::cout << "what if: " << plan << "\n";
     return kExitOk;
@@ -205,7 +220,8 @@ int repair(Context& ctx, const Args& a) {
   if (a.full) {
     auto r = backup::reconcile(l->link, true, "backup repair --full");
     if (!r) return reportError(r.error());
-  } else if (Status st = backup::repairUser(l->link, a.user, std::chrono::seconds(a.timeout_s)); !st) {
+  } else if (Status st = backup::repairUser(l->link, a.user, std::chrono::seconds(a.timeout_s));
+             !st) {
     return reportError(st);
   }
   double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
@@ -226,9 +242,14 @@ int relationship(Context& ctx, const Args& a) {
   const auto* q = l->topology.findPool(l->link.backup_pool);
   auto interval = backup::syncInterval(l->link);
   nlohmann::json doc = {
-      {"pool", p->fqdn}, {"site", p->site}, {"store", l->link.source_store},
-      {"backup_pool", q->fqdn}, {"backup_site", q->site}, {"backup_store", l->link.target_store},
-      {"copy_database", l->link.copy_db}, {"slot", l->link.slotName()},
+      {"pool", p->fqdn},
+      {"site", p->site},
+      {"store", l->link.source_store},
+      {"backup_pool", q->fqdn},
+      {"backup_site", q->site},
+      {"backup_store", l->link.target_store},
+      {"copy_database", l->link.copy_db},
+      {"slot", l->link.slotName()},
       {"modules", p->cms ? nlohmann::json({"UserData", "Cms"}) : nlohmann::json({"UserData"})},
       {"sync_interval_s", interval ? nlohmann::json(*interval) : nlohmann::json()}};
   if (ctx.json) {
@@ -236,9 +257,10 @@ int relationship(Context& ctx, const Args& a) {
     return kExitOk;
   }
   Table t({"POOL", "SITE", "BACKUP POOL", "BACKUP SITE", "COPY", "MODULES", "SYNC INTERVAL"});
-  t.addRow({p->fqdn, p->site, q->fqdn, q->site, l->link.target_store + "/" + l->link.copy_db,
-            p->cms ? "UserData, Cms" : "UserData",
-            interval ? std::to_string(*interval) + " s" : "- (" + interval.error().message() + ")"});
+  t.addRow(
+      {p->fqdn, p->site, q->fqdn, q->site, l->link.target_store + "/" + l->link.copy_db,
+       p->cms ? "UserData, Cms" : "UserData",
+       interval ? std::to_string(*interval) + " s" : "- (" + interval.error().message() + ")"});
   std::cout << t.render();
   return kExitOk;
 }
@@ -260,7 +282,8 @@ int configSet(Context& ctx, const Args& a) {
   auto l = load(ctx, a);
   if (!l) return reportError(l.error());
   if (a.what_if) {
-    std::cout << "what if: set pool " << a.pool << "'s sync interval to " << a.sync_interval_s << " s\n";
+    std::cout << "what if: set pool " << a.pool << "'s sync interval to " << a.sync_interval_s
+              << " s\n";
     return kExitOk;
   }
   if (Status st = backup::setSyncInterval(l->link, a.sync_interval_s); !st) return reportError(st);
@@ -291,7 +314,8 @@ std::string poolParam(const std::map<std::string, std::string>& p) {
 // "00:05:00" (a TimeSpan) or seconds.
 std::string seconds(const std::string& v) {
   int h = 0, m = 0, s = 0;
-  if (std::sscanf(v.c_str(), "%d:%d:%d", &h, &m, &s) == 3) return std::to_string(h * 3600 + m * 60 + s);
+  if (std::sscanf(v.c_str(), "%d:%d:%d", &h, &m, &s) == 3)
+    return std::to_string(h * 3600 + m * 60 + s);
   return v;
 }
 
@@ -304,7 +328,8 @@ void registerCmdlets() {
                     [words, name](const std::map<std::string, std::string>& p)
                         -> Result<std::vector<std::string>> {
                       std::string pool = poolParam(p);
-                      if (pool.empty()) return fail(invalidArgument(std::string(name) + " needs -PoolFqdn"));
+                      if (pool.empty())
+                        return fail(invalidArgument(std::string(name) + " needs -PoolFqdn"));
                       std::vector<std::string> out = words;
                       out.insert(out.end(), {"--pool", pool});
                       if (auto m = p.find("BackupModule"); m != p.end()) {
@@ -317,39 +342,45 @@ void registerCmdlets() {
   simple("Invoke-CsBackupServiceSync", "backup sync", {"backup", "sync"}, true);
   simple("Debug-CsInterPoolReplication", "backup verify", {"backup", "verify"}, false);
   simple("Get-CsPoolBackupRelationship", "backup relationship", {"backup", "relationship"}, false);
-  registerCmdlet({"Set-CsBackupServiceConfiguration", "backup config set",
-                  {{"PoolFqdn"}, {"Identity"}, {"SyncInterval"}, {"WhatIf", true}},
-                  [](const std::map<std::string, std::string>& p) -> Result<std::vector<std::string>> {
-                    std::string pool = poolParam(p);
-                    auto si = p.find("SyncInterval");
-                    if (pool.empty() || si == p.end()) {
-                      return fail(invalidArgument(
-                          "Set-CsBackupServiceConfiguration needs -PoolFqdn and -SyncInterval"));
-                    }
-                    std::vector<std::string> out = {"backup", "config", "set", "--pool", pool,
-                                                    "--sync-interval", seconds(si->second)};
-                    if (p.count("WhatIf")) out.push_back("--what-if");
-                    return out;
-                  }});
+  registerCmdlet(
+      {"Set-CsBackupServiceConfiguration",
+       "backup config set",
+       {{"PoolFqdn"}, {"Identity"}, {"SyncInterval"}, {"WhatIf", true}},
+       [](const std::map<std::string, std::string>& p) -> Result<std::vector<std::string>> {
+         std::string pool = poolParam(p);
+         auto si = p.find("SyncInterval");
+         if (pool.empty() || si == p.end()) {
+           return fail(invalidArgument(
+               "Set-CsBackupServiceConfiguration needs -PoolFqdn and -SyncInterval"));
+         }
+         std::vector<std::string> out = {
+             "backup", "config", "set", "--pool", pool, "--sync-interval", seconds(si->second)};
+         if (p.count("WhatIf")) out.push_back("--what-if");
+         return out;
+       }});
 }
 
 }  // namespace
 
 void registerBackupCommands(CLI::App& app, Context& ctx) {
-  auto* noun = app.add_subcommand("backup", "The Backup Service: each pool's data copied to its "
-                                            "backup pool (docs/backup-service.md)");
+  auto* noun = app.add_subcommand("backup",
+                                  "The Backup Service: each pool's data copied to its "
+                                  "backup pool (docs/backup-service.md)");
   noun->require_subcommand(1);
   auto* st = verb(noun, ctx, "status", "Export/import state, positions and lag per module", status);
   st->add_option("--module", g_args.module, "UserData or Cms (default: both)");
-  auto* sy = verb(noun, ctx, "sync", "Return once everything committed before it is in the copy", sync);
+  auto* sy =
+      verb(noun, ctx, "sync", "Return once everything committed before it is in the copy", sync);
   sy->add_option("--module", g_args.module, "UserData or Cms (default: UserData)");
   sy->add_option("--timeout", g_args.timeout_s, "Seconds to wait")->capture_default_str();
   auto* ve = verb(noun, ctx, "verify", "Compare the pool's data with its copy, per user", verify);
-  ve->add_option("--timeout", g_args.timeout_s, "Seconds to wait for the sync")->capture_default_str();
+  ve->add_option("--timeout", g_args.timeout_s, "Seconds to wait for the sync")
+      ->capture_default_str();
   auto* re = verb(noun, ctx, "repair", "Fix the copy: one user, or a full copy", repair);
   re->add_option("--user", g_args.user, "The user (localpart) to rewrite in the copy");
   re->add_flag("--full", g_args.full, "Replace the whole copy in one transaction");
-  re->add_option("--timeout", g_args.timeout_s, "Seconds to wait for the sync")->capture_default_str();
+  re->add_option("--timeout", g_args.timeout_s, "Seconds to wait for the sync")
+      ->capture_default_str();
   addWhatIfFlag(re, g_args.what_if);
   verb(noun, ctx, "relationship", "The pool's backup pool, stores and modules", relationship);
   auto* cfg = noun->add_subcommand("config", "The Backup Service's settings of a pool's copy");

@@ -20,7 +20,8 @@ Result<UpReport> reviveSitePurged(const std::string& state_dir, const std::strin
   }
   for (const auto& p : topo->pools) {
     for (const auto& s : p.servers) {
-      if ((s.site.empty() ? p.site : s.site) == site) dirs.push_back(state_dir + "/servers/" + s.fqdn);
+      if ((s.site.empty() ? p.site : s.site) == site)
+        dirs.push_back(state_dir + "/servers/" + s.fqdn);
     }
   }
   for (const auto& d : dirs) {

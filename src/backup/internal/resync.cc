@@ -52,9 +52,9 @@ Status dropSlot(Connection& source, const std::string& slot) {
 }
 
 Result<ExportedSlot> createExportedSlot(const Link& link, const std::string& slot) {
-  std::string conninfo = store::connectionString(link.source_addresses, link.source_db,
-                                                 link.password) +
-                         " replication=database";
+  std::string conninfo =
+      store::connectionString(link.source_addresses, link.source_db, link.password) +
+      " replication=database";
   ExportedSlot out;
   out.conn.reset(PQconnectdb(conninfo.c_str()));
   if (PQstatus(out.conn.get()) != CONNECTION_OK) {
@@ -62,8 +62,8 @@ Result<ExportedSlot> createExportedSlot(const Link& link, const std::string& slo
                             "`: " + PQerrorMessage(out.conn.get())));
   }
   out.host = PQhost(out.conn.get());
-  std::string sql = "CREATE_REPLICATION_SLOT " + quoteIdent(slot) +
-                    " LOGICAL pgoutput (SNAPSHOT 'export')";
+  std::string sql =
+      "CREATE_REPLICATION_SLOT " + quoteIdent(slot) + " LOGICAL pgoutput (SNAPSHOT 'export')";
   PGresult* r = PQexec(out.conn.get(), sql.c_str());
   bool ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
   if (ok) out.snapshot = PQgetvalue(r, 0, 2);
@@ -79,10 +79,20 @@ Result<ExportedSlot> createExportedSlot(const Link& link, const std::string& slo
 // meta-commands (\restrict ...), and search_path reset afterwards.
 Result<std::string> dumpSchema(const Link& link, const ExportedSlot& slot,
                                const std::vector<std::string>& tables) {
-  std::vector<std::string> argv = {kPgDump, "--schema-only", "--no-owner", "--no-privileges",
-                                   "--no-publications", "--no-subscriptions", "--no-comments",
-                                   "--snapshot=" + slot.snapshot, "-h", slot.host, "-U", "tandem",
-                                   "-d", link.source_db};
+  std::vector<std::string> argv = {kPgDump,
+                                   "--schema-only",
+                                   "--no-owner",
+                                   "--no-privileges",
+                                   "--no-publications",
+                                   "--no-subscriptions",
+                                   "--no-comments",
+                                   "--snapshot=" + slot.snapshot,
+                                   "-h",
+                                   slot.host,
+                                   "-U",
+                                   "tandem",
+                                   "-d",
+                                   link.source_db};
   for (const auto& t : tables) argv.push_back("--table=public." + quoteIdent(t));
   RunOptions o;
   o.env["PGPASSWORD"] = link.password;
@@ -123,8 +133,8 @@ Status replaceCopy(const Link& link, Connection& copy, Connection& snap, const E
         }
         TANDEM_RETURN_IF_ERROR(c.execAll(*ddl).withContext("creating the pool's schema"));
         for (const auto& t : tables) TANDEM_RETURN_IF_ERROR(copyTable(snap, c, t));
-        const std::string conninfo = store::connectionString(link.source_addresses,
-                                                             link.source_db, link.password);
+        const std::string conninfo =
+            store::connectionString(link.source_addresses, link.source_db, link.password);
         auto s = c.exec("CREATE SUBSCRIPTION " + quoteIdent(sub) + " CONNECTION " +
                         quoteLiteral(conninfo) + " PUBLICATION " + Link::kPublication +
                         " WITH (create_slot = false, slot_name = " + quoteLiteral(sub) +
@@ -132,10 +142,10 @@ Status replaceCopy(const Link& link, Connection& copy, Connection& snap, const E
         if (!s) return s.error().withContext("creating the subscription");
         auto n = getMeta(c, "resyncs");
         if (!n) return n.error();
-        auto now = c.exec("SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')");
+        auto now =
+            c.exec("SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')");
         if (!now) return now.error();
-        for (const auto& [k, v] :
-             std::vector<std::pair<std::string, std::string>>{
+        for (const auto& [k, v] : std::vector<std::pair<std::string, std::string>>{
                  {"schema_fingerprint", *fingerprint},
                  {"source_system_id", *sysid},
                  {"resyncs", std::to_string((n->empty() ? 0 : std::stoll(*n)) + 1)},
@@ -172,11 +182,12 @@ Status resync(const Link& link, Connection& copy, const std::string& reason) {
     TANDEM_RETURN_IF_ERROR(dropSlot(**source, slot));
     auto exported = createExportedSlot(link, slot);
     if (!exported) return exported.error();
-    auto snap = Connection::open(store::connectionString({exported->host}, link.source_db,
-                                                         link.password));
-    Status copied = snap ? (*snap)->execAll("BEGIN ISOLATION LEVEL REPEATABLE READ;"
-                                            "SET TRANSACTION SNAPSHOT " +
-                                            quoteLiteral(exported->snapshot))
+    auto snap =
+        Connection::open(store::connectionString({exported->host}, link.source_db, link.password));
+    Status copied = snap ? (*snap)->execAll(
+                               "BEGIN ISOLATION LEVEL REPEATABLE READ;"
+                               "SET TRANSACTION SNAPSHOT " +
+                               quoteLiteral(exported->snapshot))
                          : snap.error();
     if (copied) copied = replaceCopy(link, copy, **snap, *exported, *tables, reason);
     if (!copied) (void)dropSlot(**source, slot);  // a slot nobody reads would keep WAL

@@ -16,7 +16,8 @@ constexpr const char* kMetaSchema =
 
 std::string tableList(const std::vector<std::string>& tables) {
   std::string s;
-  for (const auto& t : tables) s += (s.empty() ? "" : ", ") + std::string("public.") + quoteIdent(t);
+  for (const auto& t : tables)
+    s += (s.empty() ? "" : ", ") + std::string("public.") + quoteIdent(t);
   return s;
 }
 
@@ -47,10 +48,11 @@ std::string quoteLiteral(const std::string& s) {
 }
 
 Result<std::unique_ptr<Connection>> openSource(const Link& link) {
-  auto c = Connection::open(store::connectionString(link.source_addresses, link.source_db,
-                                                    link.password));
-  if (!c) return fail(c.error().withContext("store `" + link.source_store + "` of pool `" +
-                                            link.pool + "`"));
+  auto c = Connection::open(
+      store::connectionString(link.source_addresses, link.source_db, link.password));
+  if (!c)
+    return fail(
+        c.error().withContext("store `" + link.source_store + "` of pool `" + link.pool + "`"));
   return c;
 }
 
@@ -58,18 +60,19 @@ Result<std::unique_ptr<Connection>> openCopy(const Link& link) {
   if (Status st = store::ensureDatabase(link.target_addresses, link.password, link.copy_db); !st) {
     return fail(st.withContext("store `" + link.target_store + "`"));
   }
-  auto c = Connection::open(store::connectionString(link.target_addresses, link.copy_db,
-                                                    link.password));
+  auto c =
+      Connection::open(store::connectionString(link.target_addresses, link.copy_db, link.password));
   if (!c) return fail(c.error().withContext("store `" + link.target_store + "`"));
   if (Status st = (*c)->execAll(kMetaSchema); !st) {
-    return fail(st.withContext("preparing the copy's metadata in store `" + link.target_store + "`"));
+    return fail(
+        st.withContext("preparing the copy's metadata in store `" + link.target_store + "`"));
   }
   return c;
 }
 
 Result<std::unique_ptr<Connection>> openCopyIfExists(const Link& link) {
-  auto pg = Connection::open(store::connectionString(link.target_addresses, "postgres",
-                                                     link.password));
+  auto pg =
+      Connection::open(store::connectionString(link.target_addresses, "postgres", link.password));
   if (!pg) return fail(pg.error().withContext("store `" + link.target_store + "`"));
   auto r = (*pg)->exec("SELECT 1 FROM pg_database WHERE datname = $1", {link.copy_db});
   if (!r) return fail(r.error().withContext("store `" + link.target_store + "`"));
@@ -166,8 +169,10 @@ Result<std::string> userKey(Connection& c, const std::string& table) {
 }
 
 Result<TableDigests> tableDigests(Connection& c, const std::string& table, const std::string& key) {
-  auto r = c.exec("SELECT " + key + ", count(*), md5(string_agg(md5(t::text), ',' ORDER BY"
-                  " md5(t::text))) FROM public." + quoteIdent(table) + " t GROUP BY 1");
+  auto r = c.exec("SELECT " + key +
+                  ", count(*), md5(string_agg(md5(t::text), ',' ORDER BY"
+                  " md5(t::text))) FROM public." +
+                  quoteIdent(table) + " t GROUP BY 1");
   if (!r) return fail(r.error().withContext("digesting table `" + table + "`"));
   TableDigests out;
   for (const auto& row : r->rows) out[row[0]] = {std::stoll(row[1]), row[2]};
